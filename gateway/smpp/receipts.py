@@ -1,0 +1,204 @@
+"""Delivery receipts: the SMPP 3.4 Appendix B text format and the receipt TLVs.
+
+The text format is only a de-facto standard:
+
+    id:IIIIIIIIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DDDDDDD
+    err:E text: . . .
+
+Carriers vary key case, spacing, order and the spelling of keys and stat values, so the parser
+looks for the known keys anywhere and reads each value up to the next whitespace, except text,
+which takes everything after it (it may contain colons, so it must come last).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from gateway.smpp.constants import MessageState, Tag
+
+
+class ReceiptState(StrEnum):
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+    UNDELIVERABLE = "undeliverable"
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"
+    REJECTED = "rejected"
+    ENROUTE = "enroute"
+
+
+class ReceiptParseError(ValueError):
+    """A receipt without a message id, in its text or its TLVs."""
+
+
+class MessageIdError(ValueError):
+    """A carrier message id that is not valid in its declared format."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A parsed delivery receipt.
+
+    Dates are naive datetimes exactly as the SMSC wrote them: the receipt carries no time zone
+    (it is usually the SMSC's local time). Fields absent from the receipt are None; stat_text is
+    "" when the text had no stat.
+    """
+
+    message_id: str
+    state: ReceiptState
+    stat_text: str
+    error_code: str | None
+    submitted: int | None
+    delivered: int | None
+    submit_date: datetime | None
+    done_date: datetime | None
+    text: str | None
+    network_error: tuple[int, int] | None
+
+
+_KEYS = re.compile(
+    r"(?<![\w])(?P<key>id|sub|dlvrd|submit[\s_]*date|done[\s_]*date|stat|err|text)\s*:",
+    re.IGNORECASE,
+)
+_STATES = {
+    "DELIVRD": ReceiptState.DELIVERED,
+    "DELIVERED": ReceiptState.DELIVERED,
+    "EXPIRED": ReceiptState.EXPIRED,
+    "DELETED": ReceiptState.DELETED,
+    "UNDELIV": ReceiptState.UNDELIVERABLE,
+    "UNDELIVERABLE": ReceiptState.UNDELIVERABLE,
+    "UNDELIVERED": ReceiptState.UNDELIVERABLE,
+    "FAILED": ReceiptState.UNDELIVERABLE,
+    "ACCEPTD": ReceiptState.ACCEPTED,
+    "ACCEPTED": ReceiptState.ACCEPTED,
+    "UNKNOWN": ReceiptState.UNKNOWN,
+    "REJECTD": ReceiptState.REJECTED,
+    "REJECTED": ReceiptState.REJECTED,
+    "ENROUTE": ReceiptState.ENROUTE,
+    "EN_ROUTE": ReceiptState.ENROUTE,
+}
+_MESSAGE_STATES: dict[int, ReceiptState] = {
+    MessageState.ENROUTE: ReceiptState.ENROUTE,
+    MessageState.DELIVERED: ReceiptState.DELIVERED,
+    MessageState.EXPIRED: ReceiptState.EXPIRED,
+    MessageState.DELETED: ReceiptState.DELETED,
+    MessageState.UNDELIVERABLE: ReceiptState.UNDELIVERABLE,
+    MessageState.ACCEPTED: ReceiptState.ACCEPTED,
+    MessageState.UNKNOWN: ReceiptState.UNKNOWN,
+    MessageState.REJECTED: ReceiptState.REJECTED,
+}
+
+
+def parse_receipt(short_message: bytes | str, tlvs: Mapping[int, object] | None = None) -> Receipt:
+    """Parse a receipt from its text and TLVs; the TLVs win where both carry a field.
+
+    receipted_message_id gives the id and message_state the state (an unknown message_state is
+    ignored); network_error_code gives network_error as (type, code). An unrecognised stat value
+    maps to UNKNOWN, with stat_text keeping it verbatim. Bytes are read as Latin-1, which cannot
+    fail; receipt text is ASCII in practice.
+    """
+    if isinstance(short_message, bytes):
+        short_message = short_message.decode("latin-1")
+    fields = _fields(short_message.replace("\x00", ""))
+    tlvs = tlvs or {}
+    message_id = _tlv_text(tlvs.get(Tag.RECEIPTED_MESSAGE_ID)) or fields.get("id")
+    if not message_id:
+        raise ReceiptParseError(f"no message id in receipt {short_message!r}")
+    stat_text = fields.get("stat", "")
+    state = _tlv_state(tlvs.get(Tag.MESSAGE_STATE)) or _STATES.get(
+        stat_text.upper(), ReceiptState.UNKNOWN
+    )
+    return Receipt(
+        message_id=message_id,
+        state=state,
+        stat_text=stat_text,
+        error_code=fields.get("err"),
+        submitted=_count(fields.get("sub")),
+        delivered=_count(fields.get("dlvrd")),
+        submit_date=_date(fields.get("submitdate")),
+        done_date=_date(fields.get("donedate")),
+        text=fields.get("text"),
+        network_error=_network_error(tlvs.get(Tag.NETWORK_ERROR_CODE)),
+    )
+
+
+def _fields(text: str) -> dict[str, str]:
+    """Values by key (lower case, spaces and underscores removed); the first occurrence wins."""
+    fields: dict[str, str] = {}
+    matches = list(_KEYS.finditer(text))
+    for index, match in enumerate(matches):
+        key = re.sub(r"[\s_]", "", match["key"]).lower()
+        if key == "text":
+            fields.setdefault(key, text[match.end() :].strip())
+            break
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        value = text[match.end() : end].split()
+        if value:
+            fields.setdefault(key, value[0])
+    return fields
+
+
+def _tlv_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    return value.strip("\x00").strip() or None
+
+
+def _tlv_state(value: object) -> ReceiptState | None:
+    if isinstance(value, bytes) and len(value) == 1:
+        value = value[0]
+    return _MESSAGE_STATES.get(value) if isinstance(value, int) else None
+
+
+def _network_error(value: object) -> tuple[int, int] | None:
+    if isinstance(value, bytes) and len(value) == 3:
+        return value[0], int.from_bytes(value[1:], "big")
+    if isinstance(value, tuple) and len(value) == 2:
+        kind, code = value
+        if isinstance(kind, int) and isinstance(code, int):
+            return kind, code
+    return None
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
+def _date(value: str | None) -> datetime | None:
+    if value is None or len(value) not in (10, 12) or not (value.isascii() and value.isdigit()):
+        return None
+    try:
+        return datetime.strptime(value, "%y%m%d%H%M%S" if len(value) == 12 else "%y%m%d%H%M")
+    except ValueError:
+        return None
+
+
+_ID_DIGITS = {"hex": re.compile(r"[0-9A-Fa-f]+"), "decimal": re.compile(r"[0-9]+")}
+
+
+def normalise_message_id(raw: str, id_format: str) -> str:
+    """One canonical form for a carrier message id, so submit_resp and receipt ids compare.
+
+    For the numeric formats ("hex", "decimal") the canonical form is the number in lower-case
+    hexadecimal without leading zeros ("0" for zero), so "0001A2B3" as hex and "107187" as
+    decimal agree. "string" ids are only stripped of surrounding whitespace. Raises
+    MessageIdError for digits invalid in the format, an empty id or an unknown format.
+    """
+    value = raw.strip()
+    if id_format == "string":
+        if not value:
+            raise MessageIdError("empty message id")
+        return value
+    digits = _ID_DIGITS.get(id_format)
+    if digits is None:
+        raise MessageIdError(f"unknown message id format {id_format!r}")
+    if not digits.fullmatch(value):
+        raise MessageIdError(f"{raw!r} is not a {id_format} message id")
+    return format(int(value, 16 if id_format == "hex" else 10), "x")
