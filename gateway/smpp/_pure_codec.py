@@ -52,11 +52,13 @@ _PLANS: dict[int, tuple[type[Pdu], tuple[tuple[str, int, int, int], ...]]] = {
     cid: (cls, tuple((name, w.kind, w.size, w.status) for name, w in body_layout(cls)))
     for cid, cls in PDU_CLASSES.items()
 }
-_TLV_PLANS: dict[int, tuple[int, int]] = {tag: (s.kind, s.max_length) for tag, s in TLV_SPECS.items()}
+_TLV_PLANS: dict[int, tuple[int, int]] = {
+    tag: (s.kind, s.max_length) for tag, s in TLV_SPECS.items()
+}
 
 
 class _Reader:
-    __slots__ = ("frame", "pos", "end", "cid", "seq")
+    __slots__ = ("cid", "end", "frame", "pos", "seq")
 
     def __init__(self, frame: bytes, cid: int, seq: int) -> None:
         self.frame = frame
@@ -113,7 +115,9 @@ class _Reader:
             if flag == 1:
                 ton = self.u8("dest_addr_ton")
                 npi = self.u8("dest_addr_npi")
-                dests.append(SmeDest(ton, npi, self.cstr("destination_addr", 21, S.ESME_RINVDSTADR)))
+                dests.append(
+                    SmeDest(ton, npi, self.cstr("destination_addr", 21, S.ESME_RINVDSTADR))
+                )
             elif flag == 2:
                 dests.append(DistributionListDest(self.cstr("dl_name", 21, S.ESME_RINVDLNAME)))
             else:
@@ -143,7 +147,9 @@ class _Reader:
         tlvs: dict[int, Any] = {}
         while pos < end:
             if end - pos < 4:
-                raise self.error(S.ESME_RINVOPTPARSTREAM, f"{end - pos} stray octets after the TLVs")
+                raise self.error(
+                    S.ESME_RINVOPTPARSTREAM, f"{end - pos} stray octets after the TLVs"
+                )
             tag, length = _TLV_HEADER.unpack_from(frame, pos)
             pos += 4
             if pos + length > end:
@@ -209,7 +215,7 @@ def decode_pdu(frame: bytes) -> Pdu:
     pdu.sequence_number = seq
     if size == HEADER_LENGTH and cid & RESPONSE_BIT:
         for name, kind, _, _ in layout:
-            setattr(pdu, name, [] if kind == _DESTS or kind == _UNSUCCESS else _DEFAULTS[kind])
+            setattr(pdu, name, [] if kind in (_DESTS, _UNSUCCESS) else _DEFAULTS[kind])
         pdu.tlvs = {}
         return pdu
     reader = _Reader(frame, cid, seq)

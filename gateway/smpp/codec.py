@@ -46,7 +46,7 @@ class FrameDecoder:
       resynchronised, so every later call raises the same error.
     """
 
-    __slots__ = ("_buffer", "_max", "_decode", "_failed")
+    __slots__ = ("_buffer", "_decode", "_failed", "_max")
 
     def __init__(
         self,
