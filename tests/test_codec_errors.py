@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from types import ModuleType
+from typing import ClassVar
 
 import pytest
 
@@ -234,3 +235,32 @@ def test_unencodable_fields(codec: ModuleType, pdu: object, field: str) -> None:
     with pytest.raises(PduEncodeError) as info:
         codec.encode_pdu(pdu)
     assert info.value.field == field
+
+
+def test_c_string_tlv_without_nul_at_full_size_is_refused(codec: ModuleType) -> None:
+    # 65 octets with no NUL would need 66 with it: it could never be sent again as received.
+    body = SUBMIT_BODY + tlv(Tag.RECEIPTED_MESSAGE_ID, b"9" * 65)
+    assert decode_error(codec, frame(CommandId.DELIVER_SM, body)).command_status == (
+        S.ESME_RINVPARLEN
+    )
+
+
+def test_huge_int_gives_a_typed_error(codec: ModuleType) -> None:
+    with pytest.raises(PduEncodeError) as info:
+        codec.encode_pdu(SubmitSm(esm_class=10**5000))
+    assert "an int of" in info.value.reason
+
+
+def test_non_pdu_objects_are_refused(codec: ModuleType) -> None:
+    class Odd:
+        command_id: ClassVar[list[int]] = []  # unhashable
+
+    with pytest.raises(PduEncodeError):
+        codec.encode_pdu(Odd())
+
+
+def test_decode_takes_buffers_only(codec: ModuleType) -> None:
+    data = frame(CommandId.ENQUIRE_LINK, b"")
+    assert codec.decode_pdu(memoryview(data)) == codec.decode_pdu(bytearray(data))
+    with pytest.raises(TypeError):
+        codec.decode_pdu(16)

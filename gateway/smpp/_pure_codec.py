@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.smpp.constants import HEADER_LENGTH, RESPONSE_BIT
 from gateway.smpp.constants import CommandStatus as S
-from gateway.smpp.errors import PduDecodeError, PduEncodeError
+from gateway.smpp.errors import PduDecodeError, PduEncodeError, describe
 from gateway.smpp.pdu import (
     PDU_CLASSES,
     TLV_SPECS,
@@ -52,6 +52,7 @@ _PLANS: dict[int, tuple[type[Pdu], tuple[tuple[str, int, int, int], ...]]] = {
     cid: (cls, tuple((name, w.kind, w.size, w.status) for name, w in body_layout(cls)))
     for cid, cls in PDU_CLASSES.items()
 }
+_PLANS_BY_CLASS = {plan[0]: plan for plan in _PLANS.values()}
 _TLV_PLANS: dict[int, tuple[int, int]] = {
     tag: (s.kind, s.max_length) for tag, s in TLV_SPECS.items()
 }
@@ -180,10 +181,12 @@ class _Reader:
             if length <= max_length:
                 nul = raw.find(b"\0")
                 if nul < 0:
-                    return raw.decode("latin-1")
-                if nul == length - 1:
+                    if length < max_length:  # the final NUL is missing, as some SMSCs send it
+                        return raw.decode("latin-1")
+                elif nul == length - 1:
                     return raw[:nul].decode("latin-1")
-                raise self.error(S.ESME_RINVOPTPARAMVAL, f"TLV 0x{tag:04x} has a NUL inside")
+                else:
+                    raise self.error(S.ESME_RINVOPTPARAMVAL, f"TLV 0x{tag:04x} has a NUL inside")
         elif kind == TlvKind.OCTETS:
             if length <= max_length:
                 return raw
@@ -197,7 +200,8 @@ class _Reader:
 
 def decode_pdu(frame: bytes) -> Pdu:
     """Decode one whole PDU (header included). Raises PduDecodeError."""
-    frame = bytes(frame)
+    if type(frame) is not bytes:
+        frame = bytes(memoryview(frame))  # any buffer; TypeError for anything else
     size = len(frame)
     if size < HEADER_LENGTH:
         raise PduDecodeError(S.ESME_RINVCMDLEN, f"{size} octets is shorter than the header")
@@ -247,23 +251,10 @@ class _Writer:
         self.out = bytearray(HEADER_LENGTH)
 
     def u8(self, name: str, value: Any) -> None:
-        if not isinstance(value, int) or not 0 <= value <= 0xFF:
-            raise PduEncodeError(name, f"must be an int from 0 to 255, not {value!r}")
-        self.out.append(value)
+        self.out.append(_uint(name, value, 0xFF))
 
     def cstr(self, name: str, value: Any, size: int) -> None:
-        if not isinstance(value, str):
-            raise PduEncodeError(name, f"must be a str, not {type(value).__name__}")
-        try:
-            raw = value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise PduEncodeError(name, "has characters outside Latin-1") from None
-        if len(raw) >= size:
-            raise PduEncodeError(name, f"is longer than {size - 1} characters")
-        if b"\0" in raw:
-            raise PduEncodeError(name, "contains NUL")
-        self.out += raw
-        self.out.append(0)
+        self.out += _cstr_bytes(name, value, size)
 
     def date(self, name: str, value: Any, size: int) -> None:
         self.cstr(name, value, size)
@@ -314,7 +305,7 @@ class _Writer:
             raise PduEncodeError("tlvs", f"must be a dict, not {type(tlvs).__name__}")
         for tag, value in tlvs.items():
             if not isinstance(tag, int) or not 0 <= tag <= 0xFFFF:
-                raise PduEncodeError("tlvs", f"tag {tag!r} is not an int from 0 to 65535")
+                raise PduEncodeError("tlvs", f"tag {describe(tag)} is not an int from 0 to 65535")
             raw = _tlv_bytes(tag, value)
             if len(raw) > 0xFFFF:
                 raise PduEncodeError(f"tlvs[0x{tag:04x}]", "value is longer than 65535 octets")
@@ -322,10 +313,29 @@ class _Writer:
             self.out += raw
 
 
+def _uint(name: str, value: Any, maximum: int) -> int:
+    if not isinstance(value, int) or not 0 <= value <= maximum:
+        raise PduEncodeError(name, f"must be an int from 0 to {maximum}, not {describe(value)}")
+    return value
+
+
 def _u32(name: str, value: Any) -> bytes:
-    if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
-        raise PduEncodeError(name, f"must be an int from 0 to 4294967295, not {value!r}")
-    return _U32.pack(value)
+    return _U32.pack(_uint(name, value, 0xFFFFFFFF))
+
+
+def _cstr_bytes(name: str, value: Any, size: int) -> bytes:
+    """A C-Octet string of at most ``size`` octets, its NUL included."""
+    if not isinstance(value, str):
+        raise PduEncodeError(name, f"must be a str, not {type(value).__name__}")
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise PduEncodeError(name, "has characters outside Latin-1") from None
+    if len(raw) >= size:
+        raise PduEncodeError(name, f"is longer than {size - 1} characters")
+    if b"\0" in raw:
+        raise PduEncodeError(name, "contains NUL")
+    return raw + b"\0"
 
 
 def _tlv_bytes(tag: int, value: Any) -> bytes:
@@ -339,27 +349,13 @@ def _tlv_bytes(tag: int, value: Any) -> bytes:
         return bytes(value)
     kind, max_length = plan
     if kind == TlvKind.U8:
-        if not isinstance(value, int) or not 0 <= value <= 0xFF:
-            raise PduEncodeError(name, f"must be an int from 0 to 255, not {value!r}")
-        return bytes((value,))
+        return bytes((_uint(name, value, 0xFF),))
     if kind == TlvKind.U16:
-        if not isinstance(value, int) or not 0 <= value <= 0xFFFF:
-            raise PduEncodeError(name, f"must be an int from 0 to 65535, not {value!r}")
-        return _U16.pack(value)
+        return _U16.pack(_uint(name, value, 0xFFFF))
     if kind == TlvKind.U32:
         return _u32(name, value)
     if kind == TlvKind.CSTR:
-        if not isinstance(value, str):
-            raise PduEncodeError(name, f"must be a str, not {type(value).__name__}")
-        try:
-            raw = value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise PduEncodeError(name, "has characters outside Latin-1") from None
-        if len(raw) >= max_length:
-            raise PduEncodeError(name, f"is longer than {max_length - 1} characters")
-        if b"\0" in raw:
-            raise PduEncodeError(name, "contains NUL")
-        return raw + b"\0"
+        return _cstr_bytes(name, value, max_length)
     if kind == TlvKind.EMPTY:
         if value is not True:
             raise PduEncodeError(name, "a presence flag takes the value True")
@@ -375,8 +371,8 @@ def _tlv_bytes(tag: int, value: Any) -> bytes:
 
 def encode_pdu(pdu: Pdu) -> bytes:
     """Encode a PDU to its wire form. Raises PduEncodeError for fields that cannot be sent."""
-    plan = _PLANS.get(getattr(pdu, "command_id", -1))
-    if plan is None or type(pdu) is not plan[0]:
+    plan = _PLANS_BY_CLASS.get(type(pdu))
+    if plan is None:
         raise PduEncodeError("command_id", f"{type(pdu).__name__} is not an SMPP 3.4 PDU class")
     writer = _Writer()
     for name, kind, size, _ in plan[1]:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from gateway.smpp.constants import CommandStatus
 
 
+def describe(value: object) -> str:
+    """repr() for error messages, safe for ints too long to print (Python caps int -> str)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    return repr(value)
+
+
 class PduDecodeError(ValueError):
     """A PDU that cannot be decoded.
 
