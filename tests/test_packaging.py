@@ -1,4 +1,6 @@
-"""`pip install .` builds the native extension into the wheel with the console scripts."""
+"""`pip install .` builds the native extension into the wheel with the console scripts.
+
+The wheel is built with build isolation, so Cython comes from pyproject's build requirements."""
 
 from __future__ import annotations
 
