@@ -40,7 +40,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip setuptools wheel "cython>=3.0,<4"
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=77" wheel "cython>=3.0,<4"
 echo "setup: installing gatewayd (editable, building the native extensions)"
 .venv/bin/python -m pip install -q --no-build-isolation -e ".[test]"
 .venv/bin/python -c 'from gateway.smpp import codec; print(f"setup: SMPP codec backend: {codec.BACKEND}")'
