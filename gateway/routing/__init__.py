@@ -1,0 +1,1 @@
+"""Routing: carrier selection and rate limiting."""
