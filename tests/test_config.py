@@ -80,7 +80,7 @@ def test_shipped_daemon_example_loads() -> None:
     assert config.api.socket_mode == 0o660
     assert config.store.state_dir == Path("/var/lib/gatewayd")
     assert config.store.synchronous == "normal"
-    assert (config.store.group_commit_ms, config.store.group_commit_rows) == (2, 256)
+    assert (config.store.group_commit_ms, config.store.group_commit_rows) == (0, 256)
     assert config.carrier_profiles_dir == DAEMON_EXAMPLE.parent / "carrier_profiles"
 
 

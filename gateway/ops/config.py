@@ -92,7 +92,7 @@ class Store:
     # commit. "normal" is the default because group commits already amortise the fsync that
     # matters (the WAL checkpoint) and most deployments fear crashes more than power cuts.
     synchronous: Literal["normal", "full"] = setting(choice("normal", "full"), "normal")
-    group_commit_ms: int = setting(integer(0, 1000), 2)  # 0: commit every write at once
+    group_commit_ms: int = setting(integer(0, 1000), 0)  # 0: commit once the queue is drained
     group_commit_rows: int = setting(integer(1, 100_000), 256)
 
 

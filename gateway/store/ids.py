@@ -1,0 +1,53 @@
+"""Time-ordered message ids: UUIDv7 (RFC 9562), as the canonical 36-character lower-case string.
+
+The 36-character form is what clients see and what the store keeps: it sorts lexically in
+creation order and every tool reads it. Layout (RFC 9562 section 5.7, counter per section 6.2
+method 1): 48-bit Unix milliseconds, version 7, a 12-bit counter in rand_a, variant 10 and 62
+random bits. The counter is seeded randomly (top bit clear, to leave room) on each new
+millisecond and incremented within one, so ids from one process are strictly increasing; on
+counter overflow, or when the wall clock steps back, the timestamp is carried forward instead.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_COUNTER_MAX = 0xFFF
+_lock = threading.Lock()
+_last_ms = -1
+_counter = 0
+
+
+def uuid7(now_ms: int | None = None) -> uuid.UUID:
+    """A new UUIDv7, greater than every one made before by this process."""
+    global _last_ms, _counter
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    with _lock:
+        if ms > _last_ms:
+            _last_ms = ms
+            _counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+        else:
+            _counter += 1
+            if _counter > _COUNTER_MAX:
+                _last_ms += 1
+                _counter = 0
+        ms, counter = _last_ms, _counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+    return uuid.UUID(int=value)
+
+
+def new_message_id() -> str:
+    """A new message id: a UUIDv7 in its canonical 36-character form."""
+    return str(uuid7())
+
+
+def message_id_unix_ms(message_id: str) -> int:
+    """The creation time (Unix milliseconds) in a message id; ValueError if it is not a UUIDv7."""
+    value = uuid.UUID(message_id)
+    if value.version != 7:
+        raise ValueError(f"{message_id!r} is not a UUIDv7")
+    return value.int >> 80

@@ -1,0 +1,129 @@
+"""Tables of the SQLite store and the migrations that build them.
+
+`MIGRATIONS[i]` takes the schema from version i to i + 1; `migrate` applies the missing ones in
+one transaction and records each in `schema_version`. Never edit a released migration: append
+a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+_V1 = """
+CREATE TABLE messages (
+    id              TEXT PRIMARY KEY,          -- UUIDv7, see gateway.store.ids
+    client_id       TEXT NOT NULL,
+    client_ref      TEXT,
+    idempotency_key TEXT,
+    source_addr     TEXT NOT NULL,
+    dest_addr       TEXT NOT NULL,
+    data_coding     INTEGER NOT NULL,
+    payload         BLOB NOT NULL,
+    state           TEXT NOT NULL,
+    carrier         TEXT,
+    parts_total     INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,             -- wall clock UTC, ISO 8601 with milliseconds
+    updated_at      TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX messages_idempotency ON messages (client_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE message_parts (
+    message_id              TEXT NOT NULL REFERENCES messages (id),
+    part_no                 INTEGER NOT NULL,
+    state                   TEXT NOT NULL,
+    carrier                 TEXT,
+    carrier_message_id_raw  TEXT,
+    carrier_message_id_norm TEXT,
+    submitted_at            TEXT,
+    resp_status             INTEGER,
+    resp_at                 TEXT,
+    receipt_state           TEXT,
+    receipt_err             TEXT,
+    receipt_at              TEXT,
+    PRIMARY KEY (message_id, part_no)
+) WITHOUT ROWID;
+CREATE INDEX message_parts_carrier_id ON message_parts (carrier, carrier_message_id_norm)
+    WHERE carrier_message_id_norm IS NOT NULL;
+CREATE INDEX message_parts_open ON message_parts (state) WHERE state IN ('pending', 'submitted');
+
+CREATE TABLE history (
+    message_id TEXT NOT NULL REFERENCES messages (id),
+    seq        INTEGER NOT NULL,
+    at         TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    detail     TEXT NOT NULL,                  -- JSON, carrier codes verbatim
+    PRIMARY KEY (message_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE unmatched_receipts (
+    id          INTEGER PRIMARY KEY,
+    carrier     TEXT NOT NULL,
+    norm_id     TEXT NOT NULL,
+    payload     TEXT NOT NULL,                 -- JSON
+    received_at TEXT NOT NULL,
+    expires_at  REAL NOT NULL                  -- Unix seconds
+);
+CREATE INDEX unmatched_receipts_key ON unmatched_receipts (carrier, norm_id);
+CREATE INDEX unmatched_receipts_expiry ON unmatched_receipts (expires_at);
+
+-- AUTOINCREMENT: a sequence number is never reused, even after pruning every row
+CREATE TABLE events (
+    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+    at    TEXT NOT NULL,
+    at_ts REAL NOT NULL,                       -- Unix seconds, for retention
+    kind  TEXT NOT NULL,
+    body  TEXT NOT NULL                        -- JSON
+);
+
+CREATE TABLE consumer_cursors (
+    name      TEXT PRIMARY KEY,
+    acked_seq INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version"
+        " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return row[0] or 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version found before.
+
+    `conn` must be in autocommit mode (isolation_level=None). A database newer than this code
+    is refused rather than written to.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = current_version(conn)
+        if found > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {found} is newer than this code ({SCHEMA_VERSION})"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version + 1, time.time()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT on its own; split so the migration stays one transaction
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,838 @@
+"""The message store on SQLite: WAL mode, one writer thread, group commit.
+
+Durability contract: every write method returns (its awaitable resolves) only after the COMMIT
+of the batch holding it has returned. With `synchronous="normal"` (the default) a committed
+batch survives a process crash (kill -9) but may be lost in a power cut; `"full"` fsyncs the
+WAL on every commit and survives both, at the price of one fsync per batch.
+
+Writer: a single thread owns the only writing connection. Callers enqueue a job (a function of
+the connection) and get an `asyncio.Future`. The writer opens a transaction, runs jobs as they
+arrive, each inside its own SAVEPOINT (so one failing job is rolled back alone and the others
+still commit), and commits when `group_commit_ms` has passed since the batch opened or
+`group_commit_rows` jobs are in it, whichever comes first. With the default of 0 it commits as
+soon as it has taken every queued job: writes arriving during a commit form the next batch, so
+batches grow with load and a lone write waits for nothing. Futures are resolved through
+`loop.call_soon_threadsafe` after the COMMIT; if the COMMIT fails every job of the batch gets
+the error. Cancelling an awaiting caller does not cancel its write.
+
+Bound: at most `max_queue` jobs wait for the writer. `accept` then raises `StoreBusy` at once
+(retriable: answer the client with a throttling error); writes about messages already accepted
+(submit, resp, receipts, events) may use a reserve up to twice that before they raise it too.
+
+Readers: a small thread pool, each thread with its own read-only connection; WAL lets them read
+the last committed state while the writer works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from gateway.store.ids import new_message_id
+from gateway.store.schema import migrate
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+Job = Callable[[sqlite3.Connection], Any]
+
+#: part states: pending -> submitted -> carrier_accepted | carrier_rejected -> delivered | failed
+FINAL_FAILED_RECEIPTS = frozenset({"expired", "deleted", "undeliverable", "rejected"})
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class StoreBusy(StoreError):
+    """The writer queue is full. Nothing was written; the operation may be retried later."""
+
+
+class StoreClosed(StoreError):
+    """The store is closed (or its writer failed); nothing was written."""
+
+
+class UnknownPart(StoreError, LookupError):
+    """A write named a message id / part number that is not in the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    client_id: str
+    source_addr: str
+    dest_addr: str
+    payload: bytes
+    data_coding: int = 0
+    parts_total: int = 1
+    client_ref: str | None = None
+    idempotency_key: str | None = None
+    carrier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartRecord:
+    part_no: int
+    state: str
+    carrier: str | None
+    carrier_message_id_raw: str | None
+    carrier_message_id_norm: str | None
+    submitted_at: str | None
+    resp_status: int | None
+    resp_at: str | None
+    receipt_state: str | None
+    receipt_err: str | None
+    receipt_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    seq: int
+    at: str
+    event: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    id: str
+    client_id: str
+    client_ref: str | None
+    idempotency_key: str | None
+    source_addr: str
+    dest_addr: str
+    data_coding: int
+    payload: bytes
+    state: str
+    carrier: str | None
+    parts_total: int
+    created_at: str
+    updated_at: str
+    parts: list[PartRecord] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPart:
+    """A part to (re)send after a restart: never submitted, or submitted with no resp recorded."""
+
+    message_id: str
+    part_no: int
+    state: str
+    carrier: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptMatch:
+    message_id: str
+    part_no: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    at: str
+    kind: str
+    body: Any
+
+
+class _Job:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(self, fn: Job, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]):
+        self.fn = fn
+        self.loop = loop
+        self.future = future
+
+
+def iso_utc(ts: float) -> str:
+    """Unix seconds as ISO 8601 UTC with milliseconds, e.g. 2026-11-28T15:30:00.123Z."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SqliteStore:
+    """See the module docstring. Open with `SqliteStore(path)`; `close()` flushes and stops."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: Literal["normal", "full"] = "normal",
+        group_commit_ms: float = 0.0,
+        group_commit_rows: int = 256,
+        max_queue: int = 10_000,
+        readers: int = 2,
+        unmatched_ttl_s: float = 3600.0,
+    ) -> None:
+        if synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
+        if path == ":memory:" or not path:
+            raise ValueError("the store needs a file path (readers use their own connections)")
+        if group_commit_rows < 1 or max_queue < 1 or readers < 1:
+            raise ValueError("group_commit_rows, max_queue and readers must be >= 1")
+        self.path = path
+        self.synchronous = synchronous
+        self.unmatched_ttl_s = unmatched_ttl_s
+        self._commit_s = max(group_commit_ms, 0.0) / 1000.0
+        self._batch_rows = group_commit_rows
+        self._max_queue = max_queue
+        #: number of COMMITs done by the writer, and jobs committed (for tests and benchmarks)
+        self.commits = 0
+        self.jobs_committed = 0
+
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._failure: BaseException | None = None
+        self._ready = threading.Event()
+        self._writer = threading.Thread(target=self._writer_main, name="store-writer", daemon=True)
+        self._writer.start()
+        self._ready.wait()
+        if self._failure is not None:
+            self._writer.join()
+            raise self._failure
+
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-read")
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self, *, read_only: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=5000")
+        if read_only:
+            conn.execute("PRAGMA query_only=1")
+        else:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"cannot put {self.path} in WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect(read_only=True)
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _writer_main(self) -> None:
+        try:
+            conn = self._connect(read_only=False)
+            migrate(conn)
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closing:
+                        self._cond.wait()
+                    if not self._queue:
+                        break  # closing, and everything queued has been written
+                self._write_batch(conn)
+        except BaseException as exc:  # a bug or a dead database: fail loudly, never hang callers
+            with self._cond:
+                self._failure = exc
+                self._closing = True
+                left = list(self._queue)
+                self._queue.clear()
+            error = StoreClosed(f"store writer failed: {exc!r}")
+            self._resolve([(job, False, error) for job in left])
+            log.critical("store writer failed; the store is closed", exc_info=exc)
+        finally:
+            conn.close()
+
+    def _write_batch(self, conn: sqlite3.Connection) -> None:
+        taken: list[_Job] = []  # every job popped for this batch, run or not
+        done: list[tuple[_Job, bool, Any]] = []
+        deadline = time.monotonic() + self._commit_s
+        try:
+            # inside the try: a busy database (another process writing) is retried, not fatal
+            conn.execute("BEGIN IMMEDIATE")
+            while len(done) < self._batch_rows:
+                with self._cond:
+                    if not self._queue and not self._closing:
+                        remaining = deadline - time.monotonic()
+                        if remaining > 0:
+                            self._cond.wait(remaining)
+                    take = min(len(self._queue), self._batch_rows - len(done))
+                    jobs = [self._queue.popleft() for _ in range(take)]
+                if not jobs:
+                    break
+                taken.extend(jobs)
+                done.extend(self._run_job(conn, job) for job in jobs)
+                if time.monotonic() >= deadline:
+                    break
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            error = StoreError(f"batch not committed: {exc!r}")
+            error.__cause__ = exc
+            self._resolve([(job, False, error) for job in taken])
+            if not isinstance(exc, sqlite3.Error):
+                raise
+            return
+        self.commits += 1
+        self.jobs_committed += len(done)
+        self._resolve(done)
+
+    @staticmethod
+    def _run_job(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, bool, Any]:
+        conn.execute("SAVEPOINT job")
+        try:
+            result = job.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            return job, False, exc
+        conn.execute("RELEASE job")
+        return job, True, result
+
+    @staticmethod
+    def _resolve(items: list[tuple[_Job, bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+        for item in items:
+            by_loop.setdefault(item[0].loop, []).append(item)
+        for loop, batch in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
+                loop.call_soon_threadsafe(_set_futures, batch)
+
+    def _submit(self, fn: Job, *, admission: bool = False) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        limit = self._max_queue if admission else 2 * self._max_queue
+        with self._cond:
+            if self._closing:
+                why = "" if self._failure is None else f" (writer failed: {self._failure!r})"
+                raise StoreClosed("store is closed" + why)
+            if len(self._queue) >= limit:
+                raise StoreBusy(f"store writer queue full ({len(self._queue)} waiting)")
+            self._queue.append(_Job(fn, loop, future))
+            self._cond.notify()
+        return future
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closing:
+            raise StoreClosed("store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            pending = loop.run_in_executor(self._read_pool, lambda: fn(self._reader()))
+        except RuntimeError as exc:  # the pool was shut down by a concurrent close()
+            raise StoreClosed("store is closed") from exc
+        return await pending
+
+    # ------------------------------------------------------------------ messages
+
+    async def accept(self, msg: NewMessage, now: float | None = None) -> tuple[str, bool]:
+        """Store a new message and its parts; returns (message_id, created).
+
+        With an idempotency key already used by the same client the existing id comes back with
+        created=False and nothing is written. Raises StoreBusy when the writer queue is full.
+        """
+        if msg.parts_total < 1:
+            raise ValueError("parts_total must be >= 1")
+
+        def job(conn: sqlite3.Connection) -> tuple[str, bool]:
+            if msg.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT id FROM messages WHERE client_id = ? AND idempotency_key = ?",
+                    (msg.client_id, msg.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return row[0], False
+            message_id = new_message_id()
+            at = iso_utc(time.time() if now is None else now)
+            conn.execute(
+                "INSERT INTO messages (id, client_id, client_ref, idempotency_key, source_addr,"
+                " dest_addr, data_coding, payload, state, carrier, parts_total, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?)",
+                (
+                    message_id,
+                    msg.client_id,
+                    msg.client_ref,
+                    msg.idempotency_key,
+                    msg.source_addr,
+                    msg.dest_addr,
+                    msg.data_coding,
+                    msg.payload,
+                    msg.carrier,
+                    msg.parts_total,
+                    at,
+                    at,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO message_parts (message_id, part_no, state) VALUES (?, ?, 'pending')",
+                [(message_id, n) for n in range(1, msg.parts_total + 1)],
+            )
+            _history(
+                conn,
+                message_id,
+                at,
+                "accepted",
+                {"client_ref": msg.client_ref, "parts_total": msg.parts_total},
+            )
+            return message_id, True
+
+        return await self._submit(job, admission=True)
+
+    async def record_submit(
+        self, message_id: str, part: int, carrier: str, now: float | None = None
+    ) -> None:
+        """A part is about to be (re)sent to `carrier`: state submitted, resp fields cleared."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            at = iso_utc(time.time() if now is None else now)
+            cur = conn.execute(
+                "UPDATE message_parts SET state = 'submitted', carrier = ?, submitted_at = ?,"
+                " resp_status = NULL, resp_at = NULL, carrier_message_id_raw = NULL,"
+                " carrier_message_id_norm = NULL WHERE message_id = ? AND part_no = ?",
+                (carrier, at, message_id, part),
+            )
+            _require(cur, message_id, part)
+            _history(conn, message_id, at, "submitted", {"part": part, "carrier": carrier})
+            _refresh_message(conn, message_id, at, carrier)
+
+        await self._submit(job)
+
+    async def record_submit_resp(
+        self,
+        message_id: str,
+        part: int,
+        carrier: str,
+        status: int,
+        carrier_message_id_raw: str | None,
+        carrier_message_id_norm: str | None,
+        now: float | None = None,
+    ) -> int:
+        """The carrier's submit_sm_resp for a part (status 0 = accepted).
+
+        Receipts that arrived before it and wait as unmatched under the same normalised id are
+        applied in the same transaction; returns how many.
+        """
+
+        def job(conn: sqlite3.Connection) -> int:
+            ts = time.time() if now is None else now
+            at = iso_utc(ts)
+            cur = conn.execute(
+                "UPDATE message_parts SET state = ?, carrier = ?, resp_status = ?, resp_at = ?,"
+                " carrier_message_id_raw = ?, carrier_message_id_norm = ?"
+                " WHERE message_id = ? AND part_no = ?",
+                (
+                    "carrier_accepted" if status == 0 else "carrier_rejected",
+                    carrier,
+                    status,
+                    at,
+                    carrier_message_id_raw,
+                    carrier_message_id_norm,
+                    message_id,
+                    part,
+                ),
+            )
+            _require(cur, message_id, part)
+            _history(
+                conn,
+                message_id,
+                at,
+                "resp",
+                {
+                    "part": part,
+                    "carrier": carrier,
+                    "status": status,
+                    "carrier_message_id": carrier_message_id_raw,
+                },
+            )
+            applied = 0
+            if status == 0 and carrier_message_id_norm is not None:
+                for payload in _take_unmatched(conn, carrier, carrier_message_id_norm, ts):
+                    _apply_receipt(
+                        conn, message_id, part, carrier, carrier_message_id_norm, payload, ts
+                    )
+                    applied += 1
+            _refresh_message(conn, message_id, at, carrier)
+            return applied
+
+        return await self._submit(job)
+
+    async def record_receipt(
+        self,
+        carrier: str,
+        norm_id: str,
+        state: str,
+        err: str | None = None,
+        detail: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> ReceiptMatch | None:
+        """A delivery receipt for the carrier's normalised message id.
+
+        Correlated and applied (part state, history, a "receipt" event) in one transaction; if no
+        part carries that id yet it is kept as unmatched (for `unmatched_ttl_s`) and None is
+        returned: `record_submit_resp` applies it when the id shows up. Lookup and store happen
+        in the writer, so a receipt racing its submit_sm_resp is never orphaned.
+        """
+        payload = {"state": str(state), "err": err, "detail": detail or {}}
+
+        def job(conn: sqlite3.Connection) -> ReceiptMatch | None:
+            ts = time.time() if now is None else now
+            match = _find_part(conn, carrier, norm_id)
+            if match is None:
+                _store_unmatched(conn, carrier, norm_id, payload, ts, self.unmatched_ttl_s)
+                return None
+            _apply_receipt(conn, match.message_id, match.part_no, carrier, norm_id, payload, ts)
+            _refresh_message(conn, match.message_id, iso_utc(ts), None)
+            return match
+
+        return await self._submit(job)
+
+    async def store_unmatched_receipt(
+        self,
+        carrier: str,
+        norm_id: str,
+        payload: dict[str, Any],
+        ttl_s: float | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Keep a receipt nobody matched yet; returns its row id."""
+        ttl = self.unmatched_ttl_s if ttl_s is None else ttl_s
+
+        def job(conn: sqlite3.Connection) -> int:
+            ts = time.time() if now is None else now
+            return _store_unmatched(conn, carrier, norm_id, payload, ts, ttl)
+
+        return await self._submit(job)
+
+    async def take_unmatched(
+        self, carrier: str, norm_id: str, now: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Remove and return the unexpired unmatched receipts for this id, oldest first."""
+        return await self._submit(
+            lambda conn: _take_unmatched(
+                conn, carrier, norm_id, time.time() if now is None else now
+            )
+        )
+
+    async def prune_unmatched(self, now: float | None = None) -> int:
+        """Delete expired unmatched receipts; returns how many."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            ts = time.time() if now is None else now
+            return conn.execute(
+                "DELETE FROM unmatched_receipts WHERE expires_at <= ?", (ts,)
+            ).rowcount
+
+        return await self._submit(job)
+
+    async def find_by_carrier_id(self, carrier: str, norm_id: str) -> ReceiptMatch | None:
+        """The part that carries this normalised carrier id (the newest if it was reused)."""
+        return await self._read(lambda conn: _find_part(conn, carrier, norm_id))
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        """The message with its parts and its history in order, or None."""
+
+        def read(conn: sqlite3.Connection) -> MessageRecord | None:
+            conn.execute("BEGIN")  # one snapshot for the three reads
+            try:
+                row = conn.execute(
+                    "SELECT id, client_id, client_ref, idempotency_key, source_addr, dest_addr,"
+                    " data_coding, payload, state, carrier, parts_total, created_at, updated_at"
+                    " FROM messages WHERE id = ?",
+                    (message_id,),
+                ).fetchone()
+                if row is None:
+                    return None
+                parts = [
+                    PartRecord(*r)
+                    for r in conn.execute(
+                        "SELECT part_no, state, carrier, carrier_message_id_raw,"
+                        " carrier_message_id_norm, submitted_at, resp_status, resp_at,"
+                        " receipt_state, receipt_err, receipt_at"
+                        " FROM message_parts WHERE message_id = ?"
+                        " ORDER BY part_no",
+                        (message_id,),
+                    )
+                ]
+                history = [
+                    HistoryEntry(seq, at, event, json.loads(detail))
+                    for seq, at, event, detail in conn.execute(
+                        "SELECT seq, at, event, detail FROM history WHERE message_id = ?"
+                        " ORDER BY seq",
+                        (message_id,),
+                    )
+                ]
+            finally:
+                conn.execute("COMMIT")
+            return MessageRecord(*row, parts=parts, history=history)
+
+        return await self._read(read)
+
+    async def pending_after_restart(self) -> list[PendingPart]:
+        """Parts to resend (at least once): never submitted, or submitted without a resp."""
+        return await self._read(
+            lambda conn: [
+                PendingPart(*r)
+                for r in conn.execute(
+                    "SELECT message_id, part_no, state, carrier FROM message_parts"
+                    " WHERE state IN ('pending', 'submitted') ORDER BY message_id, part_no"
+                )
+            ]
+        )
+
+    # ------------------------------------------------------------------ event log
+
+    async def append_event(self, kind: str, body: Any, now: float | None = None) -> int:
+        """Append to the ordered event log; returns its sequence number (never reused)."""
+        return await self._submit(
+            lambda conn: _append_event(conn, kind, body, time.time() if now is None else now)
+        )
+
+    async def read_events(
+        self, consumer: str, after_seq: int | None = None, limit: int = 100
+    ) -> list[Event]:
+        """Up to `limit` events after `after_seq`, or after the consumer's acked cursor."""
+
+        def read(conn: sqlite3.Connection) -> list[Event]:
+            after = after_seq
+            if after is None:
+                row = conn.execute(
+                    "SELECT acked_seq FROM consumer_cursors WHERE name = ?", (consumer,)
+                ).fetchone()
+                after = row[0] if row else 0
+            return [
+                Event(seq, at, kind, json.loads(body))
+                for seq, at, kind, body in conn.execute(
+                    "SELECT seq, at, kind, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (after, limit),
+                )
+            ]
+
+        return await self._read(read)
+
+    async def ack_events(self, consumer: str, seq: int) -> None:
+        """Advance the consumer's cursor to `seq` (never backwards; registers the consumer)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            if seq < 0 or seq > (row[0] if row else 0):
+                raise ValueError(f"cannot ack event {seq}: it was never appended")
+            conn.execute(
+                "INSERT INTO consumer_cursors (name, acked_seq) VALUES (?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET acked_seq = MAX(acked_seq, excluded.acked_seq)",
+                (consumer, seq),
+            )
+
+        await self._submit(job)
+
+    async def cursor(self, consumer: str) -> int:
+        """The consumer's acked sequence number (0 if it never acked)."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT acked_seq FROM consumer_cursors WHERE name = ?", (consumer,)
+            ).fetchone()
+            return row[0] if row else 0
+
+        return await self._read(read)
+
+    async def prune_events(
+        self, retention_s: float, now: float | None = None, *, keep_unacked: bool = True
+    ) -> int:
+        """Delete events older than `retention_s`; returns how many.
+
+        With keep_unacked (the default) an event is kept while any known consumer has not acked
+        it, however old; keep_unacked=False makes the retention a hard limit (a consumer lagging
+        more than that misses events, visible as a gap in the sequence numbers).
+        """
+
+        def job(conn: sqlite3.Connection) -> int:
+            cutoff = (time.time() if now is None else now) - retention_s
+            bound = None
+            if keep_unacked:
+                bound = conn.execute("SELECT MIN(acked_seq) FROM consumer_cursors").fetchone()[0]
+            if bound is None:
+                return conn.execute("DELETE FROM events WHERE at_ts < ?", (cutoff,)).rowcount
+            return conn.execute(
+                "DELETE FROM events WHERE at_ts < ? AND seq <= ?", (cutoff, bound)
+            ).rowcount
+
+        return await self._submit(job)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the writer."""
+        return len(self._queue)
+
+    def close(self) -> None:
+        """Write and commit everything queued, then stop the writer and close all connections.
+
+        Blocks until the last batch is committed; from async code prefer `aclose()`.
+        Idempotent.
+        """
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._writer.join()
+        self._read_pool.shutdown(wait=True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    async def aclose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+
+def _set_futures(items: list[tuple[_Job, bool, Any]]) -> None:
+    for job, ok, value in items:
+        if job.future.done():
+            continue  # the caller gave up waiting; the write stands
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)
+
+
+# ---------------------------------------------------------------------- writer-side helpers
+
+
+def _require(cur: sqlite3.Cursor, message_id: str, part: int) -> None:
+    if cur.rowcount == 0:
+        raise UnknownPart(f"no part {part} of message {message_id}")
+
+
+def _history(
+    conn: sqlite3.Connection, message_id: str, at: str, event: str, detail: dict[str, Any]
+) -> None:
+    conn.execute(
+        "INSERT INTO history (message_id, seq, at, event, detail)"
+        " SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM history WHERE message_id = ?",
+        (message_id, at, event, _json(detail), message_id),
+    )
+
+
+def _refresh_message(
+    conn: sqlite3.Connection, message_id: str, at: str, carrier: str | None
+) -> None:
+    """The message state summarises its parts: accepted (none sent yet), failed (a part was
+    rejected or failed), delivered (all parts delivered), otherwise in_flight."""
+    states = {
+        r[0]
+        for r in conn.execute("SELECT state FROM message_parts WHERE message_id = ?", (message_id,))
+    }
+    if states <= {"pending"}:
+        state = "accepted"
+    elif states & {"carrier_rejected", "failed"}:
+        state = "failed"
+    elif states == {"delivered"}:
+        state = "delivered"
+    else:
+        state = "in_flight"
+    conn.execute(
+        "UPDATE messages SET state = ?, updated_at = ?, carrier = COALESCE(?, carrier)"
+        " WHERE id = ?",
+        (state, at, carrier, message_id),
+    )
+
+
+def _find_part(conn: sqlite3.Connection, carrier: str, norm_id: str) -> ReceiptMatch | None:
+    row = conn.execute(
+        "SELECT message_id, part_no FROM message_parts"
+        " WHERE carrier = ? AND carrier_message_id_norm = ? ORDER BY message_id DESC LIMIT 1",
+        (carrier, norm_id),
+    ).fetchone()
+    return ReceiptMatch(row[0], row[1]) if row else None
+
+
+def _store_unmatched(
+    conn: sqlite3.Connection,
+    carrier: str,
+    norm_id: str,
+    payload: dict[str, Any],
+    ts: float,
+    ttl_s: float,
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO unmatched_receipts (carrier, norm_id, payload, received_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (carrier, norm_id, _json(payload), iso_utc(ts), ts + ttl_s),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def _take_unmatched(
+    conn: sqlite3.Connection, carrier: str, norm_id: str, ts: float
+) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "DELETE FROM unmatched_receipts WHERE carrier = ? AND norm_id = ? RETURNING id, payload,"
+        " expires_at",
+        (carrier, norm_id),
+    ).fetchall()
+    return [json.loads(payload) for _, payload, expires in sorted(rows) if expires > ts]
+
+
+def _apply_receipt(
+    conn: sqlite3.Connection,
+    message_id: str,
+    part: int,
+    carrier: str,
+    norm_id: str,
+    payload: dict[str, Any],
+    ts: float,
+) -> None:
+    at = iso_utc(ts)
+    state, err = payload.get("state"), payload.get("err")
+    if state == "delivered":
+        part_state = "delivered"
+    elif state in FINAL_FAILED_RECEIPTS:
+        part_state = "failed"
+    else:
+        part_state = None  # intermediate (enroute, accepted, unknown): keep the lifecycle state
+    conn.execute(
+        "UPDATE message_parts SET receipt_state = ?, receipt_err = ?, receipt_at = ?,"
+        " state = COALESCE(?, state) WHERE message_id = ? AND part_no = ?",
+        (state, err, at, part_state, message_id, part),
+    )
+    detail = {
+        "part": part,
+        "carrier": carrier,
+        "carrier_message_id": norm_id,
+        "state": state,
+        "err": err,
+        **(payload.get("detail") or {}),
+    }
+    _history(conn, message_id, at, "receipt", detail)
+    _append_event(conn, "receipt", {"message_id": message_id, **detail}, ts)
+
+
+def _append_event(conn: sqlite3.Connection, kind: str, body: Any, ts: float) -> int:
+    cur = conn.execute(
+        "INSERT INTO events (at, at_ts, kind, body) VALUES (?, ?, ?, ?)",
+        (iso_utc(ts), ts, kind, _json(body)),
+    )
+    return int(cur.lastrowid or 0)

@@ -1,0 +1,426 @@
+"""The SQLite message store: ids, idempotency, group commit, correlation, event log, restart and
+a real kill -9 of a writing process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.store.ids import message_id_unix_ms, new_message_id, uuid7
+from gateway.store.sqlite_store import (
+    NewMessage,
+    ReceiptMatch,
+    SqliteStore,
+    StoreBusy,
+    StoreClosed,
+    StoreError,
+    UnknownPart,
+)
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(fn: Callable[[SqliteStore], Awaitable[T]], path: Path, **options: Any) -> T:
+    """Open the store, run `fn` in an event loop, close the store."""
+
+    async def main() -> T:
+        store = SqliteStore(str(path), **options)
+        try:
+            return await fn(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(main())
+
+
+def msg(n: int = 0, **fields: Any) -> NewMessage:
+    base: dict[str, Any] = {
+        "client_id": "acme",
+        "source_addr": "ACME",
+        "dest_addr": "+447700900123",
+        "payload": f"hello {n}".encode(),
+        "client_ref": f"ref-{n}",
+    }
+    base.update(fields)
+    return NewMessage(**base)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+# ---------------------------------------------------------------------------- ids
+
+
+def test_ids_are_uuid7_strictly_increasing_within_one_millisecond() -> None:
+    ids = [str(uuid7(now_ms=1_700_000_000_000)) for _ in range(5000)]  # > 4096: counter overflow
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    parsed = uuid.UUID(ids[0])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert message_id_unix_ms(ids[0]) >= 1_700_000_000_000
+    fresh = new_message_id()
+    assert len(fresh) == 36 and fresh > ids[-1]
+    assert abs(message_id_unix_ms(fresh) - time.time() * 1000) < 60_000
+    with pytest.raises(ValueError):
+        message_id_unix_ms(str(uuid.uuid4()))
+
+
+@settings(max_examples=50, deadline=None)
+# past timestamps only: a future one would carry the process's later ids forward with it
+@given(st.lists(st.integers(min_value=0, max_value=time.time_ns() // 10**6), max_size=200))
+def test_ids_never_go_backwards_even_when_the_clock_does(clock: list[int]) -> None:
+    ids = [uuid7(now_ms=ms).int for ms in clock]
+    assert all(a < b for a, b in itertools.pairwise(ids))
+
+
+# ---------------------------------------------------------------------------- accept
+
+
+def test_idempotency_key_returns_the_existing_id(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        first = await store.accept(msg(1, idempotency_key="k1"))
+        again = await store.accept(msg(2, idempotency_key="k1"))
+        other_client = await store.accept(msg(3, idempotency_key="k1", client_id="other"))
+        no_key = [await store.accept(msg(4)) for _ in range(2)]
+        assert first[1] and again == (first[0], False)
+        assert other_client[1] and other_client[0] != first[0]
+        assert all(created for _, created in no_key) and no_key[0][0] != no_key[1][0]
+        # the same key twice in one batch: one row
+        racing = await asyncio.gather(
+            *(store.accept(msg(5, idempotency_key="k2")) for _ in range(20))
+        )
+        assert len({mid for mid, _ in racing}) == 1
+        assert sum(created for _, created in racing) == 1
+        record = await store.get_message(first[0])
+        assert record is not None and record.client_ref == "ref-1" and record.payload == b"hello 1"
+
+    run(body, db)
+
+
+def test_group_commit_batches_concurrent_accepts(db: Path) -> None:
+    async def body(store: SqliteStore) -> tuple[int, int]:
+        results = await asyncio.gather(*(store.accept(msg(n)) for n in range(1000)))
+        assert len({mid for mid, _ in results}) == 1000
+        return store.commits, store.jobs_committed
+
+    commits, jobs = run(body, db)
+    assert jobs == 1000
+    assert commits <= 100, f"{commits} commits for 1000 concurrent accepts"
+    # the row bound closes batches too
+    commits_small, _ = run(body, db.with_name("small.db"), group_commit_rows=10)
+    assert commits_small >= 100
+
+
+def test_accept_raises_store_busy_when_the_queue_is_full_and_drops_nothing(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        gate = threading.Event()
+        blocker = store._submit(lambda conn: gate.wait(10))  # holds the writer in one batch
+        while store.queued:
+            await asyncio.sleep(0.001)
+        waiting = [asyncio.ensure_future(store.accept(msg(n))) for n in range(4)]
+        await asyncio.sleep(0)  # let them enqueue
+        with pytest.raises(StoreBusy):
+            await store.accept(msg(99))
+        # writes for messages already accepted have a reserve beyond the admission limit
+        event = asyncio.ensure_future(store.append_event("call", {"n": 1}))
+        await asyncio.sleep(0)
+        gate.set()
+        await blocker
+        ids = [mid for mid, _ in await asyncio.gather(*waiting)]
+        assert await event > 0
+        for mid in ids:
+            assert await store.get_message(mid) is not None
+
+    run(body, db, max_queue=4)
+
+
+def test_a_failing_write_does_not_spoil_its_batch(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        results = await asyncio.gather(
+            store.accept(msg(1)),
+            store.record_submit("no-such-message", 1, "c1"),
+            store.accept(msg(2)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], UnknownPart)
+        for ok in (results[0], results[2]):
+            assert isinstance(ok, tuple) and await store.get_message(ok[0]) is not None
+
+    run(body, db)
+
+
+def test_close_flushes_queued_writes_and_refuses_new_ones(db: Path) -> None:
+    async def body() -> list[str]:
+        store = SqliteStore(str(db), group_commit_ms=50)
+        tasks = [asyncio.ensure_future(store.accept(msg(n))) for n in range(300)]
+        await asyncio.sleep(0)
+        store.close()
+        with pytest.raises(StoreClosed):
+            await store.accept(msg(0))
+        return [mid for mid, _ in await asyncio.gather(*tasks)]
+
+    ids = asyncio.run(body())
+    with sqlite3.connect(db) as conn:
+        stored = {r[0] for r in conn.execute("SELECT id FROM messages")}
+    assert stored == set(ids)
+
+
+def test_options_are_validated(db: Path) -> None:
+    with pytest.raises(ValueError):
+        SqliteStore(str(db), synchronous="off")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        SqliteStore(":memory:")
+    mid = run(lambda s: s.accept(msg(1)), db, synchronous="full")[0]
+    assert run(lambda s: s.get_message(mid), db) is not None
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+def test_history_is_ordered_and_keeps_carrier_codes(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        mid, _ = await store.accept(msg(1, parts_total=2))
+        for part, cid in ((1, "0001A2B3"), (2, "0001A2B4")):
+            await store.record_submit(mid, part, "carrier-a")
+            await store.record_submit_resp(mid, part, "carrier-a", 0, cid, cid.lstrip("0").lower())
+        await store.record_receipt("carrier-a", "1a2b3", "delivered", "000", {"stat": "DELIVRD"})
+        record = await store.get_message(mid)
+        assert record is not None and record.state == "in_flight"
+        assert await store.record_receipt("carrier-a", "1a2b4", "undeliverable", "0x45") == (
+            ReceiptMatch(mid, 2)
+        )
+        record = await store.get_message(mid)
+        assert record is not None
+        assert [h.event for h in record.history] == [
+            "accepted",
+            "submitted",
+            "resp",
+            "submitted",
+            "resp",
+            "receipt",
+            "receipt",
+        ]
+        assert [h.seq for h in record.history] == list(range(1, 8))
+        assert record.history[5].detail["stat"] == "DELIVRD"
+        assert record.history[6].detail["err"] == "0x45"
+        assert record.history[2].detail["carrier_message_id"] == "0001A2B3"
+        assert [p.state for p in record.parts] == ["delivered", "failed"]
+        assert record.parts[0].carrier_message_id_raw == "0001A2B3"
+        assert record.state == "failed" and record.carrier == "carrier-a"
+        assert record.created_at.endswith("Z")
+
+    run(body, db)
+
+
+def test_rejected_submit_resp_marks_the_message_failed(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        mid, _ = await store.accept(msg(1))
+        await store.record_submit(mid, 1, "carrier-a")
+        await store.record_submit_resp(mid, 1, "carrier-a", 0x58, None, None)
+        record = await store.get_message(mid)
+        assert record is not None and record.state == "failed"
+        assert record.parts[0].resp_status == 0x58
+
+    run(body, db)
+
+
+def test_correlation_by_normalised_id_and_unmatched_then_matched(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        mid, _ = await store.accept(msg(1))
+        await store.record_submit(mid, 1, "carrier-a")
+        # the receipt overtakes the submit_sm_resp
+        assert await store.record_receipt("carrier-a", "ff", "delivered", "000") is None
+        assert await store.find_by_carrier_id("carrier-a", "ff") is None
+        applied = await store.record_submit_resp(mid, 1, "carrier-a", 0, "255", "ff")
+        assert applied == 1
+        assert await store.find_by_carrier_id("carrier-a", "ff") == ReceiptMatch(mid, 1)
+        assert await store.find_by_carrier_id("carrier-b", "ff") is None
+        record = await store.get_message(mid)
+        assert record is not None and record.state == "delivered"
+        assert record.parts[0].receipt_state == "delivered"
+        assert await store.take_unmatched("carrier-a", "ff") == []  # consumed
+
+        # the primitives, and expiry
+        await store.store_unmatched_receipt("carrier-b", "1", {"state": "expired"}, ttl_s=60)
+        await store.store_unmatched_receipt("carrier-b", "1", {"state": "x"}, ttl_s=-1)
+        assert await store.take_unmatched("carrier-b", "1") == [{"state": "expired"}]
+        await store.store_unmatched_receipt("carrier-b", "2", {}, ttl_s=10, now=1000.0)
+        assert await store.prune_unmatched(now=1011.0) == 1
+
+    run(body, db)
+
+
+# ---------------------------------------------------------------------------- event log
+
+
+def test_event_log_cursors_replay_ack_and_prune(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        seqs = [await store.append_event("mo", {"n": n}, now=1000.0 + n) for n in range(5)]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 5
+        first = await store.read_events("billing", limit=2)
+        assert [e.body for e in first] == [{"n": 0}, {"n": 1}]
+        # no ack: the same events again
+        assert [e.seq for e in await store.read_events("billing", limit=2)] == seqs[:2]
+        await store.ack_events("billing", first[-1].seq)
+        assert [e.body["n"] for e in await store.read_events("billing")] == [2, 3, 4]
+        await store.ack_events("billing", seqs[0])  # never backwards
+        assert await store.cursor("billing") == seqs[1]
+        assert [e.seq for e in await store.read_events("billing", after_seq=0)] == seqs  # replay
+        with pytest.raises(ValueError):
+            await store.ack_events("billing", seqs[-1] + 1)
+        await store.ack_events("audit", seqs[3])
+        # everything is old enough, but billing has only acked two
+        assert await store.prune_events(retention_s=10, now=2000.0) == 2
+        assert await store.prune_events(retention_s=10, now=2000.0, keep_unacked=False) == 3
+        assert await store.read_events("billing") == []
+        nxt = await store.append_event("mo", {"n": 5})
+        assert nxt > seqs[-1]  # sequence numbers are never reused
+
+    run(body, db)
+
+
+def test_matched_receipts_are_appended_to_the_event_log(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        mid, _ = await store.accept(msg(1))
+        await store.record_submit(mid, 1, "c")
+        await store.record_submit_resp(mid, 1, "c", 0, "7", "7")
+        await store.record_receipt("c", "7", "delivered", "000")
+        events = await store.read_events("router")
+        assert [(e.kind, e.body["message_id"], e.body["state"]) for e in events] == [
+            ("receipt", mid, "delivered")
+        ]
+
+    run(body, db)
+
+
+# ---------------------------------------------------------------------------- restart
+
+
+def test_pending_after_restart(db: Path) -> None:
+    async def before(store: SqliteStore) -> list[str]:
+        ids = [(await store.accept(msg(n, parts_total=2)))[0] for n in range(3)]
+        await store.record_submit(ids[0], 1, "c")
+        await store.record_submit_resp(ids[0], 1, "c", 0, "1", "1")
+        await store.record_submit(ids[0], 2, "c")  # resp never came
+        await store.record_submit(ids[1], 1, "c")
+        await store.record_submit_resp(ids[1], 1, "c", 0, "2", "2")
+        await store.record_submit(ids[1], 2, "c")
+        await store.record_submit_resp(ids[1], 2, "c", 0, "3", "3")
+        return ids
+
+    ids = run(before, db)
+    pending = run(lambda s: s.pending_after_restart(), db)
+    assert [(p.message_id, p.part_no, p.state) for p in pending] == [
+        (ids[0], 2, "submitted"),
+        (ids[2], 1, "pending"),
+        (ids[2], 2, "pending"),
+    ]
+
+
+CRASH_CHILD = """
+import asyncio, sys
+from gateway.store.sqlite_store import NewMessage, SqliteStore
+
+async def main():
+    store = SqliteStore(sys.argv[1], synchronous="normal")
+    async def one(n):
+        mid, _ = await store.accept(NewMessage("crash", "SRC", "+15550100", b"x" * 40,
+                                               client_ref=str(n)))
+        sys.stdout.write(mid + "\\n")
+        sys.stdout.flush()
+    n = 0
+    while True:
+        await asyncio.gather(*(one(n + k) for k in range(64)))
+        n += 64
+
+asyncio.run(main())
+"""
+
+
+def test_kill_9_loses_nothing_that_was_acknowledged(db: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASH_CHILD, str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    printed: list[str] = []
+    deadline = time.monotonic() + 20
+    try:
+        while len(printed) < 3000 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                pytest.fail(f"child exited early: {proc.stderr.read().decode()}")
+            printed.append(line.decode())
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # mid-stream: it never stops accepting on its own
+    tail = proc.stdout.read().decode()  # whatever it printed before dying
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    printed.extend(line for line in tail.splitlines(keepends=True))
+    acknowledged = [line.strip() for line in printed if line.endswith("\n")]
+    assert len(acknowledged) >= 3000
+
+    async def check(store: SqliteStore) -> int:
+        missing = [mid for mid in acknowledged if await store.get_message(mid) is None]
+        assert missing == []
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+
+    assert run(check, db) >= len(acknowledged)
+
+
+class _Boom(BaseException):
+    """Not an Exception: stands for a bug that escapes a job."""
+
+
+def test_a_dead_writer_fails_every_caller_instead_of_hanging(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        before = asyncio.ensure_future(store.accept(msg(1)))
+        await asyncio.sleep(0)
+
+        def explode(conn: sqlite3.Connection) -> None:
+            raise _Boom
+
+        with pytest.raises(Exception, match="Boom"):
+            await store._submit(explode)
+        (outcome,) = await asyncio.gather(before, return_exceptions=True)
+        if isinstance(outcome, tuple):  # committed in an earlier batch: it must be there
+            assert await store.get_message(outcome[0]) is not None
+        else:
+            assert isinstance(outcome, StoreError)
+        with pytest.raises(StoreClosed):
+            await store.accept(msg(2))
+
+    run(body, db, group_commit_ms=50)
+
+
+def test_schema_is_versioned_and_a_newer_database_is_refused(db: Path) -> None:
+    run(lambda s: s.append_event("x", {}), db)
+    run(lambda s: s.append_event("x", {}), db)  # reopening applies nothing twice
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1]
+        conn.execute("INSERT INTO schema_version VALUES (99, 0)")
+    with pytest.raises(RuntimeError, match="newer"):
+        SqliteStore(str(db))
