@@ -1,0 +1,81 @@
+"""Sans-I/O framing of the socket API.
+
+A frame is a 4-octet big-endian length N followed by N octets holding one msgpack map. The
+length is checked before any body is buffered: above the limit the stream cannot be trusted any
+more (we would have to skip N octets sent by a peer that is already wrong), so the reader
+reports E_FRAME_TOO_LARGE and stops; the connection is closed after that reply. A well-framed
+body that does not decode, or decodes to something other than a map, is consumed and reported
+as E_BAD_FRAME; the next frame is read normally.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+
+from gateway.api.errors import ApiError, ErrorCode
+
+HEADER = struct.Struct(">I")
+DEFAULT_MAX_BYTES = 64 * 1024
+
+Message = dict[str, Any]
+
+
+def encode_frame(message: Message) -> bytes:
+    """One frame for `message`; raises TypeError for values msgpack cannot represent."""
+    body = msgpack.packb(message, use_bin_type=True)
+    return HEADER.pack(len(body)) + body
+
+
+def decode_body(body: bytes) -> Message:
+    """One frame body to a map; ApiError(E_BAD_FRAME) otherwise."""
+    try:
+        value = msgpack.unpackb(body, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types (ValueError, StackError...)
+        raise ApiError(ErrorCode.E_BAD_FRAME, f"undecodable msgpack body: {exc}") from None
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        raise ApiError(ErrorCode.E_BAD_FRAME, f"frame body is a {kind}, not a map")
+    return value
+
+
+class FrameReader:
+    """Bytes in, decoded maps or ApiErrors out, in stream order."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._buf = bytearray()
+        self.broken = False  # set once an oversized length was seen: feed() returns nothing
+
+    def feed(self, data: bytes) -> list[Message | ApiError]:
+        if self.broken:
+            return []
+        self._buf += data
+        out: list[Message | ApiError] = []
+        pos = 0
+        buf = self._buf
+        while len(buf) - pos >= HEADER.size:
+            (length,) = HEADER.unpack_from(buf, pos)
+            if length > self.max_bytes:
+                self.broken = True
+                self._buf = bytearray()
+                message = f"frame of {length} octets exceeds the limit of {self.max_bytes}"
+                out.append(ApiError(ErrorCode.E_FRAME_TOO_LARGE, message))
+                return out
+            end = pos + HEADER.size + length
+            if len(buf) < end:
+                break
+            try:
+                out.append(decode_body(bytes(buf[pos + HEADER.size : end])))
+            except ApiError as exc:
+                out.append(exc)
+            pos = end
+        if pos:
+            del buf[:pos]
+        return out
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
