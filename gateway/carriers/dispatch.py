@@ -1,0 +1,182 @@
+"""Which part goes out next, on which bind, and when: sans-I/O, driven by the caller's clock.
+
+Ordering: a message has at most one part outstanding, and its parts go in part order; a part
+that is requeued (throttled, retriable, timed out, its bind lost) goes back to the head of its
+message, so a retry never overtakes or reorders the parts of one message. With ``sticky`` the
+remaining parts of a message wait for the bind that carried its first part; only when that
+bind is gone (``forget_bind``) may another take them.
+
+Rate: every PDU (each part of a long message) takes one token of the carrier's bucket and,
+when ``per_bind_tps`` is set, one of its bind's bucket. A throttle answer (ESME_RTHROTTLED,
+ESME_RMSGQFUL) halves the carrier rate, down to ``min_rate_fraction`` of the configured one;
+after ``recover_after_s`` without another throttle the rate doubles back, step by step, until
+it is the configured rate again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterable
+
+from gateway.carriers.outbound import OutboundPart
+from gateway.routing.token_bucket import TokenBucket
+
+
+class AdaptiveRate:
+    """A token bucket whose rate a throttling carrier can push down for a while."""
+
+    def __init__(
+        self,
+        rate: float,
+        now: float,
+        *,
+        min_rate_fraction: float = 1 / 16,
+        recover_after_s: float = 5.0,
+    ) -> None:
+        self.configured = rate
+        self._floor = rate * min_rate_fraction
+        self._recover_after = recover_after_s
+        self._last_change = now
+        self.bucket = TokenBucket(rate, max(1.0, rate), now)
+
+    @property
+    def rate(self) -> float:
+        return self.bucket.rate
+
+    def slow_down(self, now: float) -> None:
+        self._set(max(self._floor, self.bucket.rate / 2), now)
+
+    def tick(self, now: float) -> None:
+        if self.bucket.rate < self.configured and now - self._last_change >= self._recover_after:
+            self._set(min(self.configured, self.bucket.rate * 2), now)
+
+    def _set(self, rate: float, now: float) -> None:
+        self._last_change = now
+        if rate != self.bucket.rate:
+            # A fresh bucket holds one token, not a burst: slowing down must take effect now.
+            self.bucket = TokenBucket(rate, max(1.0, rate), now)
+            self.bucket.take(now)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        tps: float,
+        now: float,
+        *,
+        per_bind_tps: float | None = None,
+        sticky: bool = False,
+        recover_after_s: float = 5.0,
+    ) -> None:
+        self.rate = AdaptiveRate(tps, now, recover_after_s=recover_after_s)
+        self._per_bind_tps = per_bind_tps
+        self._bind_buckets: dict[Hashable, TokenBucket] = {}
+        self._sticky = sticky
+        self._parts: dict[str, deque[OutboundPart]] = {}  # queued parts by message, in order
+        self._ready: deque[str] = deque()  # messages whose head part may go (none in flight)
+        self._pinned: dict[str, Hashable] = {}  # message -> bind, when sticky
+        self.in_flight = 0
+
+    def __len__(self) -> int:
+        """Parts queued (not in flight)."""
+        return sum(len(q) for q in self._parts.values())
+
+    def enqueue(self, parts: Iterable[OutboundPart]) -> None:
+        """New parts at the tail; a message's parts must come in part order."""
+        for part in parts:
+            queue = self._parts.get(part.message_id)
+            if queue is None:
+                self._parts[part.message_id] = deque([part])
+                self._ready.append(part.message_id)
+            else:
+                queue.append(part)
+
+    def requeue(self, part: OutboundPart, not_before: float = 0.0) -> None:
+        """An in-flight part back at the head of its message and of the queue."""
+        self.in_flight -= 1
+        part.not_before = not_before
+        queue = self._parts.setdefault(part.message_id, deque())
+        queue.appendleft(part)
+        self._ready.appendleft(part.message_id)
+
+    def done(self, part: OutboundPart) -> None:
+        """An in-flight part reached a final answer; its message's next part may go."""
+        self.in_flight -= 1
+        queue = self._parts.get(part.message_id)
+        if queue:
+            self._ready.appendleft(part.message_id)  # finish started messages first
+        else:
+            self._parts.pop(part.message_id, None)
+            self._pinned.pop(part.message_id, None)
+
+    def drop_message(self, message_id: str) -> list[OutboundPart]:
+        """Remove a message's queued parts (after a permanent failure); returns them."""
+        self._pinned.pop(message_id, None)
+        if message_id in self._ready:
+            self._ready.remove(message_id)
+        return list(self._parts.pop(message_id, ()))
+
+    def forget_bind(self, bind: Hashable) -> None:
+        """The bind is gone: its pinned messages may move to another bind."""
+        self._bind_buckets.pop(bind, None)
+        for message_id in [m for m, b in self._pinned.items() if b == bind]:
+            del self._pinned[message_id]
+
+    def take(self, bind: Hashable, now: float) -> OutboundPart | None:
+        """The next part for ``bind`` if one is due and the rate allows it (tokens are taken)."""
+        self.rate.tick(now)
+        if not self._ready or self.rate.bucket.delay_until_token(now) > 0:
+            return None
+        bind_bucket = self._bind_bucket(bind, now)
+        if bind_bucket is not None and bind_bucket.delay_until_token(now) > 0:
+            return None
+        for index, message_id in enumerate(self._ready):
+            pinned = self._pinned.get(message_id)
+            if pinned is not None and pinned != bind:
+                continue
+            head = self._parts[message_id][0]
+            if head.not_before > now:
+                continue
+            del self._ready[index]
+            self._parts[message_id].popleft()
+            if self._sticky:
+                self._pinned[message_id] = bind
+            self.rate.bucket.take(now)
+            if bind_bucket is not None:
+                bind_bucket.take(now)
+            self.in_flight += 1
+            return head
+        return None
+
+    def next_deadline(self, bind: Hashable, now: float) -> float | None:
+        """When ``take`` may next give ``bind`` a part, for lack of tokens or a retry delay;
+        None when no queued part may go on that bind (new events will tell)."""
+        heads = [
+            self._parts[m][0].not_before for m in self._ready if self._pinned.get(m, bind) == bind
+        ]
+        if not heads:
+            return None
+        waits = [self.rate.bucket.delay_until_token(now)]
+        bucket = self._bind_buckets.get(bind)
+        if bucket is not None:
+            waits.append(bucket.delay_until_token(now))
+        return now + max(max(waits), min(heads) - now, 0.0)
+
+    def drain(self) -> list[OutboundPart]:
+        """Every queued part, in queue order, removed from the dispatcher."""
+        parts = [p for m in self._ready for p in self._parts[m]]
+        seen = set(self._ready)
+        parts += [p for m, q in self._parts.items() if m not in seen for p in q]
+        self._parts.clear()
+        self._ready.clear()
+        self._pinned.clear()
+        return parts
+
+    def _bind_bucket(self, bind: Hashable, now: float) -> TokenBucket | None:
+        if self._per_bind_tps is None:
+            return None
+        bucket = self._bind_buckets.get(bind)
+        if bucket is None:
+            rate = self._per_bind_tps
+            bucket = self._bind_buckets[bind] = TokenBucket(rate, max(1.0, rate), now)
+        return bucket

@@ -1,0 +1,456 @@
+"""One carrier's SMPP binds: supervision (reconnect with backoff), dispatch and responses.
+
+    link = CarrierLink(profile, store)
+    await link.start()
+    link.submit(outbound_parts(message_id, build_submits(profile, encoded, dest, ref)))
+    ...
+    leftover = await link.stop(10.0)   # parts never answered: hand them to whoever resends
+
+Decisions (see dispatch.py for ordering and the rate):
+- ok: the carrier id is stored raw and normalised per the profile (receipts match on it).
+- throttle (ESME_RTHROTTLED, ESME_RMSGQFUL or the profile's list): the carrier rate is halved
+  and the part goes back to the head of the queue; this is never counted as a failed attempt.
+- retriable: resent after ``retry_delay_s`` x attempts, at most ``max_retries`` times; then,
+  like a permanent status, the part is recorded with that status and the message's remaining
+  parts are recorded with it too and never sent (the message is failed either way).
+- a response timeout counts as a retriable attempt (recorded, when exhausted, with
+  ESME_RUNKNOWNERR); parts outstanding on a lost bind are requeued without counting. Both may
+  duplicate a message the carrier did accept: counted in ``counters.duplicate_risk``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gateway.carriers.dispatch import Dispatcher
+from gateway.carriers.inbound import InboundHandler
+from gateway.carriers.outbound import OutboundPart
+from gateway.ops.carrier_profile import CarrierProfile, Reconnect
+from gateway.smpp.constants import CommandStatus as S
+from gateway.smpp.esme import BindError, EsmeConnection
+from gateway.smpp.receipts import MessageIdError, normalise_message_id
+from gateway.smpp.session import (
+    BindFailed,
+    DeliverReceived,
+    Event,
+    PeerDead,
+    ProtocolError,
+    SessionConfig,
+    SubmitResponse,
+    SubmitTimeout,
+    Unbound,
+)
+from gateway.store.sqlite_store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+BAD_CREDENTIALS = frozenset({S.ESME_RINVPASWD, S.ESME_RINVSYSID, S.ESME_RBINDFAIL})
+TIMEOUT_STATUS = S.ESME_RUNKNOWNERR
+Role = Literal["transceiver", "transmitter", "receiver"]
+
+
+def backoff_delay(failures: int, reconnect: Reconnect, rng: random.Random) -> float:
+    """initial x 2^failures, capped at max, then spread by +-jitter."""
+    base = min(reconnect.max_s, reconnect.initial_s * 2 ** min(failures, 32))
+    return base * (1 + rng.uniform(-reconnect.jitter, reconnect.jitter))
+
+
+@dataclass
+class LinkCounters:
+    bind_attempts: int = 0
+    binds_up: int = 0  # successful binds since start (not the current number)
+    bind_failures: int = 0
+    bad_credentials: int = 0
+    connect_errors: int = 0
+    peer_dead: int = 0
+    protocol_errors: int = 0
+    submitted: int = 0  # PDUs sent, retries included
+    accepted: int = 0
+    throttled: int = 0
+    retried: int = 0
+    failed: int = 0
+    timeouts: int = 0
+    duplicate_risk: int = 0
+    bad_message_ids: int = 0
+    store_errors: int = 0
+
+
+@dataclass(eq=False)
+class _Bind:
+    slot: int
+    role: Role
+    conn: EsmeConnection | None = None
+    up: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.slot, self.role)
+
+    @property
+    def can_send(self) -> bool:
+        return self.up and self.role != "receiver" and self.conn is not None
+
+
+class CarrierLink:
+    def __init__(
+        self,
+        profile: CarrierProfile,
+        store: SqliteStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sticky_binds: bool = False,
+        max_retries: int = 3,
+        retry_delay_s: float = 1.0,
+        throttle_recover_s: float = 5.0,
+        reassembly_timeout_s: float = 120.0,
+        connect_timeout_s: float = 10.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.profile = profile
+        self.carrier = profile.name
+        self._store = store
+        self._clock = clock
+        self._max_retries = max_retries
+        self._retry_delay = retry_delay_s
+        self._connect_timeout = connect_timeout_s
+        self._rng = rng or random.Random()
+        self.counters = LinkCounters()
+        self.dispatcher = Dispatcher(
+            profile.throughput.tps,
+            clock(),
+            per_bind_tps=profile.throughput.per_bind_tps,
+            sticky=sticky_binds,
+            recover_after_s=throttle_recover_s,
+        )
+        self.inbound = InboundHandler(
+            self.carrier,
+            profile.receipts.id_format,
+            store,
+            clock,
+            reassembly_timeout_s=reassembly_timeout_s,
+        )
+        roles: tuple[Role, ...] = (
+            ("transceiver",) if profile.binds.mode == "transceiver" else ("transmitter", "receiver")
+        )
+        self._binds = [_Bind(n, r) for n in range(profile.binds.count) for r in roles]
+        self._ssl = self._ssl_context()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._writes: set[asyncio.Task[Any]] = set()
+        self._dispatch_task: asyncio.Task[None] | None = None
+        self._bind_error: int | None = None
+
+    # -- API -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for bind in self._binds:
+            bind.task = asyncio.create_task(self._supervise(bind), name=f"{self.carrier}-bind")
+        self._dispatch_task = asyncio.create_task(self._dispatch_loop(), name=f"{self.carrier}-tx")
+
+    def submit(self, parts: list[OutboundPart]) -> None:
+        """Queue the parts of one message (in part order); refused once stop() began."""
+        if self._stopping:
+            raise RuntimeError(f"carrier link {self.carrier} is stopping")
+        self.dispatcher.enqueue(parts)
+        self._wake.set()
+
+    @property
+    def binds_up(self) -> int:
+        return sum(b.up for b in self._binds)
+
+    async def wait_bound(self, count: int | None = None, timeout: float = 10.0) -> None:
+        """Until ``count`` binds (default: all) are up."""
+        want = len(self._binds) if count is None else count
+        async with asyncio.timeout(timeout):
+            while self.binds_up < want:
+                await asyncio.sleep(0.02)
+
+    async def stop(self, deadline_s: float) -> list[OutboundPart]:
+        """Stop sending, wait up to ``deadline_s`` for in-flight answers, unbind; returns the
+        parts not sent or not answered (to be resent by someone else)."""
+        self._stopping = True
+        self._wake.set()
+        end = asyncio.get_running_loop().time() + deadline_s
+        while self.dispatcher.in_flight > 0 and asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(0.02)
+        self._stop.set()
+        remaining = max(0.5, end - asyncio.get_running_loop().time())
+        unbinds = [b.conn.unbind(remaining) for b in self._binds if b.conn is not None and b.up]
+        for outcome in await asyncio.gather(*unbinds, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.warning("%s: unbind did not finish cleanly: %r", self.carrier, outcome)
+        self._wake.set()
+        for conn in [b.conn for b in self._binds if b.conn is not None]:
+            conn.close()
+            # connection_lost (and Unbound's requeue of the unanswered) comes a tick later
+            with contextlib.suppress(TimeoutError):
+                await conn.wait_closed(0.5)
+        tasks = [b.task for b in self._binds if b.task is not None]
+        if self._dispatch_task is not None:
+            tasks.append(self._dispatch_task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        return self.dispatcher.drain()
+
+    # -- binds ---------------------------------------------------------------------------------
+
+    async def _supervise(self, bind: _Bind) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self.counters.bind_attempts += 1
+            try:
+                conn = await self._connect(bind)
+            except (OSError, TimeoutError) as exc:
+                self.counters.connect_errors += 1
+                log.warning("%s: connect failed: %r", self.carrier, exc)
+                delay = backoff_delay(failures, self.profile.reconnect, self._rng)
+                failures += 1
+                await self._sleep(delay)
+                continue
+            bind.conn = conn
+            try:
+                await conn.wait_bound()
+            except BindError as exc:
+                delay = self._bind_failed(exc.event, failures)
+                failures += 1
+                conn.close()
+                bind.conn = None
+                await self._sleep(delay)
+                continue
+            failures = 0
+            self._bound(bind)
+            await conn.wait_closed()
+            bind.up = False
+            bind.conn = None
+            self.dispatcher.forget_bind(bind.key)
+            self._wake.set()
+            if not self._stop.is_set():
+                await self._sleep(backoff_delay(0, self.profile.reconnect, self._rng))
+
+    async def _connect(self, bind: _Bind) -> EsmeConnection:
+        p = self.profile
+        config = SessionConfig(
+            system_id=p.account.system_id,
+            password=p.account.password,
+            system_type=p.account.system_type,
+            bind_mode=bind.role,
+            window_size=p.window.size,
+            response_timeout=p.window.response_timeout_s,
+            enquire_link_interval=p.enquire_link.interval_s,
+            enquire_link_timeout=p.enquire_link.timeout_s,
+        )
+
+        def factory() -> EsmeConnection:
+            conn = EsmeConnection(config, lambda event: self._on_event(bind, conn, event))
+            return conn
+
+        source = p.connection.source_address
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._connect_timeout):
+            _, conn = await loop.create_connection(
+                factory,
+                p.connection.host,
+                p.connection.port,
+                ssl=self._ssl,
+                local_addr=(source, 0) if source else None,
+            )
+        return conn
+
+    def _bound(self, bind: _Bind) -> None:
+        bind.up = True
+        self.counters.binds_up += 1
+        if self._bind_error is not None:
+            log.warning("%s: bind up again after %s", self.carrier, _status_name(self._bind_error))
+            self._bind_error = None
+        self._wake.set()
+
+    def _bind_failed(self, event: BindFailed | Unbound, failures: int) -> float:
+        self.counters.bind_failures += 1
+        if isinstance(event, BindFailed) and event.command_status in BAD_CREDENTIALS:
+            self.counters.bad_credentials += 1
+            status = event.command_status
+            if status != self._bind_error:
+                log.error(
+                    "%s: bind refused (%s): check system_id/password in %s; retrying every %gs",
+                    self.carrier,
+                    _status_name(status),
+                    self.profile.source or "the carrier profile",
+                    self.profile.reconnect.bad_credentials_delay_s,
+                )
+                self._bind_error = status
+            return self.profile.reconnect.bad_credentials_delay_s
+        log.warning("%s: bind failed: %s", self.carrier, event)
+        return backoff_delay(failures, self.profile.reconnect, self._rng)
+
+    async def _sleep(self, delay: float) -> None:
+        await _wait(self._stop, delay)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.profile.connection.tls:
+            return None
+        return ssl.create_default_context(cafile=self.profile.connection.tls_ca)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on_event(self, bind: _Bind, conn: EsmeConnection, event: Event) -> None:
+        if isinstance(event, SubmitResponse):
+            self._on_response(event.ref, event.pdu)
+        elif isinstance(event, SubmitTimeout):
+            self.counters.timeouts += 1
+            self.counters.duplicate_risk += 1
+            self._retry(event.ref, TIMEOUT_STATUS)
+        elif isinstance(event, DeliverReceived):
+            self._write(self.inbound.handle(conn, event.pdu))
+        elif isinstance(event, Unbound):
+            if event.outstanding:
+                log.warning(
+                    "%s: bind lost (%s) with %d unanswered; requeued",
+                    self.carrier,
+                    event.reason.value,
+                    len(event.outstanding),
+                )
+            for part in event.outstanding:
+                self.counters.duplicate_risk += 1
+                self.dispatcher.requeue(part)
+        elif isinstance(event, PeerDead):
+            self.counters.peer_dead += 1
+            log.warning("%s: peer stopped answering enquire_link; replacing bind", self.carrier)
+        elif isinstance(event, ProtocolError):
+            self.counters.protocol_errors += 1
+            log.warning("%s: undecodable PDU answered: %s", self.carrier, event.error)
+        self._wake.set()
+
+    def _on_response(self, part: OutboundPart, pdu: Any) -> None:
+        status = pdu.command_status
+        outcome = self.profile.classify_status(status)
+        if outcome == "ok":
+            self.counters.accepted += 1
+            self.dispatcher.done(part)
+            raw = getattr(pdu, "message_id", "") or None
+            norm = None
+            if raw is not None:
+                try:
+                    norm = normalise_message_id(raw, self.profile.receipts.id_format)
+                except MessageIdError:
+                    self.counters.bad_message_ids += 1
+                    log.warning(
+                        "%s: message id %r is not %s; receipts cannot match it",
+                        self.carrier,
+                        raw,
+                        self.profile.receipts.id_format,
+                    )
+            self._record_resp(part, 0, raw, norm)
+        elif outcome == "throttle":
+            self.counters.throttled += 1
+            self.dispatcher.rate.slow_down(self._clock())
+            self.dispatcher.requeue(part)
+        elif outcome == "retriable":
+            self._retry(part, status)
+        else:
+            self._fail(part, status)
+
+    def _retry(self, part: OutboundPart, status: int) -> None:
+        part.attempts += 1
+        if part.attempts > self._max_retries:
+            self._fail(part, status)
+            return
+        self.counters.retried += 1
+        self.dispatcher.requeue(part, self._clock() + self._retry_delay * part.attempts)
+
+    def _fail(self, part: OutboundPart, status: int) -> None:
+        self.counters.failed += 1
+        self.dispatcher.done(part)
+        log.info(
+            "%s: %s part %d failed: %s",
+            self.carrier,
+            part.message_id,
+            part.part_no,
+            _status_name(status),
+        )
+        self._record_resp(part, status, None, None)
+        for rest in self.dispatcher.drop_message(part.message_id):
+            self._record_resp(rest, status, None, None)
+
+    def _record_resp(
+        self, part: OutboundPart, status: int, raw: str | None, norm: str | None
+    ) -> None:
+        self._write(
+            self._store.record_submit_resp(
+                part.message_id, part.part_no, self.carrier, status, raw, norm
+            )
+        )
+
+    def _write(self, coro: Coroutine[Any, Any, Any]) -> None:
+        # Tasks start in creation order, so store writes are enqueued in event order.
+        task = asyncio.create_task(coro)
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.counters.store_errors += 1
+            log.error("%s: store write failed: %r", self.carrier, task.exception())
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            now = self._clock()
+            deadlines = [now + 1.0]  # throttle recovery ticks at least every second
+            if not self._stopping:
+                for bind in self._binds:
+                    # A full window waits for a response event, not for a deadline.
+                    if bind.can_send and self._fill(bind, now):
+                        deadline = self.dispatcher.next_deadline(bind.key, now)
+                        if deadline is not None:
+                            deadlines.append(deadline)
+            expiry = self.inbound.next_deadline()
+            if expiry is not None:
+                if expiry <= now:
+                    await self.inbound.expire()
+                    continue
+                deadlines.append(expiry)
+            await _wait(self._wake, max(0.0, min(deadlines) - now))
+
+    def _fill(self, bind: _Bind, now: float) -> bool:
+        """Send what the window and the rate allow; True when the window still has room."""
+        conn = bind.conn
+        while conn is not None and bind.up and conn.window_free > 0:
+            part = self.dispatcher.take(bind.key, now)
+            if part is None:
+                return True
+            self._write(self._store.record_submit(part.message_id, part.part_no, self.carrier))
+            if not conn.submit(part.pdu, part):
+                self.dispatcher.requeue(part)
+                return False
+            self.counters.submitted += 1
+        return False
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+
+
+def _status_name(status: int) -> str:
+    try:
+        return S(status).name
+    except ValueError:
+        return hex(status)

@@ -1,0 +1,342 @@
+"""CarrierLink against the SMSC simulator on 127.0.0.1 and a real SqliteStore."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.carriers.dispatch import AdaptiveRate, Dispatcher
+from gateway.carriers.link import CarrierLink
+from gateway.carriers.outbound import (
+    OutboundPart,
+    build_submits,
+    encode_message,
+    outbound_parts,
+)
+from gateway.ops.carrier_profile import CarrierProfile, load_carrier_profile
+from gateway.smpp.pdu import SubmitSm
+from gateway.smpp.reassembly import parse_udh
+from gateway.smsc_sim import SmscSimulator
+from gateway.smsc_sim.config import SimConfig
+from gateway.store.sqlite_store import NewMessage, SqliteStore
+
+LONG_TEXT = "The quick brown fox jumps over the lazy dog. " * 8  # 360 septets: 3 parts
+
+
+def make_profile(
+    tmp_path: Path,
+    port: int,
+    *,
+    id_format: str = "hex",
+    password: str = "password",
+    mode: str = "transceiver",
+    count: int = 1,
+    tps: float = 1000,
+) -> CarrierProfile:
+    path = tmp_path / "sim.toml"
+    path.write_text(
+        f"""
+[connection]
+host = "127.0.0.1"
+port = {port}
+[account]
+system_id = "smppclient1"
+password = "{password}"
+[binds]
+mode = "{mode}"
+count = {count}
+[window]
+size = 5
+response_timeout_s = 5
+[throughput]
+tps = {tps}
+[enquire_link]
+interval_s = 5
+timeout_s = 2
+[reconnect]
+initial_s = 0.05
+max_s = 0.2
+jitter = 0.2
+bad_credentials_delay_s = 0.4
+[submit]
+source_addr = "GW"
+source_ton = 5
+source_npi = 0
+[receipts]
+id_format = "{id_format}"
+"""
+    )
+    return load_carrier_profile(path)
+
+
+def run(test: Callable[[], Awaitable[None]], timeout: float = 15.0) -> None:
+    async def bounded() -> None:
+        async with asyncio.timeout(timeout):
+            await test()
+
+    asyncio.run(bounded())
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float = 8.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+
+async def send(
+    link: CarrierLink, store: SqliteStore, text: str, dest: str = "447700900001", ref: int = 1
+) -> str:
+    encoded, parts = encode_message(link.profile, text)
+    message_id, _ = await store.accept(
+        NewMessage("client", "GW", dest, encoded.payload, encoded.data_coding, parts)
+    )
+    link.submit(outbound_parts(message_id, build_submits(link.profile, encoded, dest, ref)))
+    return message_id
+
+
+async def all_in_state(store: SqliteStore, ids: list[str], state: str) -> bool:
+    for message_id in ids:
+        record = await store.get_message(message_id)
+        if record is None or record.state != state:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("id_format", ["hex", "decimal"])
+def test_resps_recorded_and_receipts_correlated(tmp_path: Path, id_format: str) -> None:
+    async def test() -> None:
+        config = SimConfig(port=0, id_format=id_format, id_width=12, receipt_delay=0.05)
+        if id_format == "hex":
+            config = config.replace(id_uppercase=True)
+        async with SmscSimulator(config) as sim:
+            profile = make_profile(tmp_path, sim.port, id_format=id_format, count=2)
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store)
+            await link.start()
+            ids = [await send(link, store, f"hello {n}", ref=n) for n in range(20)]
+            await eventually(lambda: all_in_state(store, ids, "delivered"))
+            record = await store.get_message(ids[0])
+            assert record is not None
+            part = record.parts[0]
+            assert part.carrier == profile.name and part.carrier_message_id_raw
+            assert part.carrier_message_id_norm == part.carrier_message_id_norm.lower()
+            assert link.counters.accepted == 20 and link.counters.failed == 0
+            assert await link.stop(2.0) == []
+            await store.aclose()
+
+    run(test)
+
+
+def test_multipart_has_a_receipt_per_part_in_order_on_one_bind(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0, receipt_delay=0.05)) as sim:
+            profile = make_profile(tmp_path, sim.port, count=2)
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store, sticky_binds=True)
+            await link.start()
+            ids = [await send(link, store, LONG_TEXT, ref=n) for n in range(1, 4)]
+            await eventually(lambda: all_in_state(store, ids, "delivered"))
+            for message_id in ids:
+                record = await store.get_message(message_id)
+                assert record is not None
+                assert [p.state for p in record.parts] == ["delivered"] * 3
+                receipts = [h.detail["part"] for h in record.history if h.event == "receipt"]
+                assert sorted(receipts) == [1, 2, 3]
+            for ref in range(1, 4):
+                sequences = [
+                    concat.sequence
+                    for pdu in sim.submitted
+                    if isinstance(pdu, SubmitSm)
+                    for concat, _ in [parse_udh(pdu.short_message)]
+                    if concat is not None and concat.reference == ref
+                ]
+                assert sequences == [1, 2, 3]
+            await link.stop(2.0)
+            await store.aclose()
+
+    run(test)
+
+
+def test_throttled_messages_are_requeued_not_failed(tmp_path: Path) -> None:
+    async def test() -> None:
+        config = SimConfig(port=0, tps=40, tps_burst=2, receipt_delay=0.05)
+        async with SmscSimulator(config) as sim:
+            profile = make_profile(tmp_path, sim.port, tps=1000)
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store, throttle_recover_s=0.5)
+            await link.start()
+            ids = [await send(link, store, f"burst {n}", ref=n) for n in range(30)]
+            await eventually(lambda: all_in_state(store, ids, "delivered"), timeout=10)
+            assert link.counters.throttled > 0
+            assert link.counters.failed == 0
+            assert link.dispatcher.rate.rate < profile.throughput.tps
+            await link.stop(2.0)
+            await store.aclose()
+
+    run(test)
+
+
+def test_binds_come_back_after_the_smsc_restarts(tmp_path: Path) -> None:
+    async def test() -> None:
+        sim = SmscSimulator(SimConfig(port=0, receipt_delay=0.05))
+        await sim.start()
+        port = sim.port
+        profile = make_profile(tmp_path, port, count=2)
+        store = SqliteStore(str(tmp_path / "db.sqlite"))
+        link = CarrierLink(profile, store, rng=random.Random(1))
+        await link.start()
+        await link.wait_bound()
+        await sim.stop()
+        await eventually(lambda: _true(link.binds_up == 0))
+        ids = [await send(link, store, f"queued {n}", ref=n) for n in range(5)]
+        await asyncio.sleep(0.3)  # a few refused reconnects
+        assert link.counters.connect_errors > 0
+        sim = SmscSimulator(SimConfig(port=port, receipt_delay=0.05))
+        await sim.start()
+        await link.wait_bound()
+        await eventually(lambda: all_in_state(store, ids, "delivered"))
+        await link.stop(2.0)
+        await sim.stop()
+        await store.aclose()
+
+    run(test)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def test_bad_credentials_are_reported_once_and_retried_slowly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0)) as sim:
+            profile = make_profile(tmp_path, sim.port, password="wrong")
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store)
+            await link.start()
+            await asyncio.sleep(1.0)
+            # bad_credentials_delay_s 0.4 over 1 s: about 3 attempts; initial_s 0.05 would
+            # have made ~20 with backoff capped at 0.2
+            assert 1 <= link.counters.bad_credentials <= 5
+            assert link.counters.bind_attempts == link.counters.bad_credentials
+            await link.stop(0.5)
+            await store.aclose()
+
+    with caplog.at_level(logging.ERROR, logger="gateway.carriers.link"):
+        run(test)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "bind refused" in errors[0].getMessage()
+
+
+@pytest.mark.parametrize("mode", ["transceiver", "tx_rx"])
+def test_multipart_mo_becomes_one_inbound_event(tmp_path: Path, mode: str) -> None:
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0)) as sim:
+            profile = make_profile(tmp_path, sim.port, mode=mode)
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store)
+            await link.start()
+            await link.wait_bound()
+            pdus = await sim.inject_mo(LONG_TEXT, system_id="smppclient1")
+            assert len(pdus) == 3
+
+            async def stored() -> bool:
+                return bool(await store.read_events("t", after_seq=0))
+
+            await eventually(stored)
+            await sim.wait_for(lambda: sim.counters.mo_sent == 3)
+            events = await store.read_events("t", after_seq=0)
+            assert [e.kind for e in events] == ["sms.inbound"]
+            assert events[0].body["text"] == LONG_TEXT and events[0].body["parts"] == 3
+            await link.stop(1.0)
+            await store.aclose()
+
+    run(test)
+
+
+def test_stop_hands_back_every_part_not_answered(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0, latency_ms=300)) as sim:
+            profile = make_profile(tmp_path, sim.port)
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store)
+            await link.start()
+            await link.wait_bound()
+            ids = [await send(link, store, LONG_TEXT, ref=n) for n in range(10)]
+            await eventually(lambda: _true(link.counters.submitted > 0))
+            leftover = {(p.message_id, p.part_no) for p in await link.stop(0.1)}
+            assert leftover
+            with pytest.raises(RuntimeError):
+                link.submit([])
+            for message_id in ids:
+                record = await store.get_message(message_id)
+                assert record is not None
+                for part in record.parts:
+                    answered = part.resp_status is not None
+                    assert answered != ((message_id, part.part_no) in leftover)
+            await store.aclose()
+
+    run(test)
+
+
+# -- the dispatcher alone ------------------------------------------------------------------
+
+
+def _parts(message_id: str, count: int) -> list[OutboundPart]:
+    return [OutboundPart(message_id, n, SubmitSm()) for n in range(1, count + 1)]
+
+
+def test_dispatcher_keeps_parts_in_order_one_in_flight_per_message() -> None:
+    d = Dispatcher(1000, 0.0)
+    d.enqueue(_parts("a", 2))
+    d.enqueue(_parts("b", 1))
+    first = d.take("x", 0.0)
+    assert first is not None and (first.message_id, first.part_no) == ("a", 1)
+    second = d.take("x", 0.0)
+    assert second is not None and second.message_id == "b"  # a/2 waits for a/1
+    assert d.take("x", 0.0) is None
+    d.requeue(first)  # throttled: back at the head
+    again = d.take("x", 0.0)
+    assert again is first
+    d.done(again)
+    nxt = d.take("x", 0.0)
+    assert nxt is not None and (nxt.message_id, nxt.part_no) == ("a", 2)
+
+
+def test_dispatcher_sticky_and_retry_delay() -> None:
+    d = Dispatcher(1000, 0.0, sticky=True)
+    d.enqueue(_parts("a", 2))
+    part = d.take("x", 0.0)
+    assert part is not None
+    d.done(part)
+    assert d.take("y", 0.0) is None  # a/2 is pinned to bind x
+    assert d.next_deadline("y", 0.0) is None  # nothing y could take: wait for an event
+    assert d.next_deadline("x", 0.0) == 0.0
+    d.forget_bind("x")
+    retry = d.take("y", 0.0)
+    assert retry is not None and retry.part_no == 2
+    d.requeue(retry, not_before=5.0)
+    assert d.take("y", 1.0) is None
+    assert d.next_deadline("y", 1.0) == 5.0
+    assert d.take("y", 5.0) is retry
+
+
+def test_adaptive_rate_halves_then_recovers() -> None:
+    rate = AdaptiveRate(100, 0.0, recover_after_s=5.0)
+    rate.slow_down(1.0)
+    rate.slow_down(1.5)
+    assert rate.rate == 25
+    rate.tick(3.0)
+    assert rate.rate == 25
+    rate.tick(6.5)
+    rate.tick(11.5)
+    assert rate.rate == 100
+    for _ in range(10):
+        rate.slow_down(20.0)
+    assert rate.rate == 100 / 16
