@@ -1,31 +1,190 @@
-"""gatewayd entry point.
+"""gatewayd: ``gatewayd --config /etc/gatewayd/gatewayd.toml``.
 
-The daemon (persistent binds, durable queue, socket API) is built on the codec and simulator
-of this release; until it lands, ``gatewayd`` reports its version and codec backend and refuses
-to start rather than pretend to run.
+Start-up: load and validate the config and every carrier profile (any error: the ConfigError
+line on stderr, exit 2), open the store, start one CarrierLink per profile, resend what a
+previous run left unsent or unanswered, open the API listeners, print one readiness line.
+
+Signals: SIGTERM/SIGINT close the API listeners first (no new messages), then stop every link
+(in-flight answers are awaited up to STOP_DEADLINE_S, then unbind), then close the store: exit 0.
+Parts still unanswered stay pending in the store and are resent at the next start. SIGHUP
+reloads the carrier profiles: new carriers start, removed ones stop, changed ones restart with
+their queued parts; unchanged ones keep their binds. A bad profile on reload is logged and the
+running set kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import signal
 import sys
+from pathlib import Path
 
 from gateway import __version__
+from gateway.api.server import ApiServer, start_from_config
+from gateway.carriers.link import CarrierLink
+from gateway.ops.carrier_profile import CarrierProfile, load_carrier_profiles
+from gateway.ops.config import DaemonConfig, load_daemon_config
+from gateway.ops.runner import run
+from gateway.ops.schema import ConfigError
+from gateway.service import GatewayCore
+from gateway.store.sqlite_store import SqliteStore
+
+log = logging.getLogger("gatewayd")
+
+STOP_DEADLINE_S = 5.0
+DB_NAME = "gateway.db"
+EXIT_CONFIG = 2
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(config: DaemonConfig) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if config.logging.format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.logging.level.upper())
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, profiles: dict[str, CarrierProfile]) -> None:
+        self.config = config
+        self.profiles = profiles
+        self.store: SqliteStore | None = None
+        self.core: GatewayCore | None = None
+        self.api: ApiServer | None = None
+        self._stop = asyncio.Event()
+        self._reloads: asyncio.Queue[None] = asyncio.Queue()
+
+    async def run(self) -> int:
+        cfg = self.config
+        cfg.store.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = SqliteStore(
+            str(cfg.store.state_dir / DB_NAME),
+            synchronous=cfg.store.synchronous,
+            group_commit_ms=cfg.store.group_commit_ms,
+            group_commit_rows=cfg.store.group_commit_rows,
+        )
+        try:
+            links = {name: CarrierLink(p, self.store) for name, p in self.profiles.items()}
+            self.core = GatewayCore(self.store, links, cfg.limits)
+            for link in links.values():
+                await link.start()
+            await self.core.resend_pending()
+            self.api = await start_from_config(self.core, cfg.api, cfg.limits)
+            self._install_signals()
+            api = str(cfg.api.socket_path)
+            if cfg.api.tcp_listen is not None:
+                api += ",tcp:{}:{}".format(*cfg.api.tcp_listen)
+            print(f"gatewayd ready: api={api}, carriers={','.join(sorted(links))}", flush=True)
+            await self._serve()
+        finally:
+            await self._shutdown()
+        return 0
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reloads.put_nowait, None)
+
+    async def _serve(self) -> None:
+        stop = asyncio.create_task(self._stop.wait())
+        while not self._stop.is_set():
+            reload = asyncio.create_task(self._reloads.get())
+            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            if reload.done():
+                await self.reload()
+            else:
+                reload.cancel()
+
+    async def reload(self) -> None:
+        """SIGHUP: bring the running links in line with the profiles directory."""
+        assert self.core is not None and self.store is not None
+        try:
+            fresh = load_carrier_profiles(self.config.carrier_profiles_dir)
+        except ConfigError as exc:
+            log.error("reload refused, carriers unchanged: %s", exc)
+            return
+        links = self.core.links
+        for name in sorted(set(links) - set(fresh)):
+            leftover = await links.pop(name).stop(STOP_DEADLINE_S)
+            log.info("carrier %s removed; %d parts stay pending in the store", name, len(leftover))
+        for name, profile in sorted(fresh.items()):
+            old = links.get(name)
+            if old is not None and old.profile == profile:
+                continue
+            leftover = [] if old is None else await old.stop(STOP_DEADLINE_S)
+            link = CarrierLink(profile, self.store)
+            await link.start()
+            if leftover:
+                link.submit(leftover)
+            links[name] = link
+            log.info("carrier %s %s", name, "added" if old is None else "restarted (changed)")
+        self.profiles = fresh
+        log.info("reload done: carriers=%s", ",".join(sorted(links)))
+
+    async def _shutdown(self) -> None:
+        if self.api is not None:
+            await self.api.close()
+        if self.core is not None:
+            links = list(self.core.links.values())
+            leftovers = await asyncio.gather(*(lk.stop(STOP_DEADLINE_S) for lk in links))
+            left = sum(map(len, leftovers))
+            if left:
+                log.info("stopped with %d parts unanswered; they are resent at next start", left)
+        if self.store is not None:
+            await self.store.aclose()
+        log.info("gatewayd stopped")
+
+
+def load(path: str) -> tuple[DaemonConfig, dict[str, CarrierProfile]]:
+    config = load_daemon_config(path)
+    return config, load_carrier_profiles(config.carrier_profiles_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gatewayd")
     parser.add_argument("--version", action="version", version=f"gatewayd {__version__}")
-    parser.add_argument("--config", help="daemon configuration file (TOML)")
-    parser.parse_args(argv)
+    parser.add_argument("--config", required=True, help="daemon configuration file (TOML)")
+    args = parser.parse_args(argv)
+    try:
+        config, profiles = load(args.config)
+    except ConfigError as exc:
+        print(f"gatewayd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        print(f"gatewayd: {args.config}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not profiles:
+        where = Path(config.carrier_profiles_dir)
+        print(
+            f"gatewayd: {where}: (directory): expected at least one carrier profile (*.toml)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    setup_logging(config)
     from gateway.smpp import codec
 
-    print(
-        f"gatewayd {__version__} (SMPP codec: {codec.BACKEND}): the daemon is not in this "
-        "release yet; see README.md",
-        file=sys.stderr,
-    )
-    return 2
+    log.info("gatewayd %s starting (SMPP codec: %s)", __version__, codec.BACKEND)
+    return run(Daemon(config, profiles).run())
 
 
 if __name__ == "__main__":

@@ -1,52 +1,43 @@
-"""The demo: a small batch of SMS through the SMSC simulator, receipts included.
+"""The demo: a batch of SMS through gatewayd and the SMSC simulator, receipts included.
 
-Starts gateway-smsc-sim in-process (or, with --external, uses the one in the carrier profile's
-[connection]), binds a transceiver with a deliberately tiny ESME client built on our codec,
-submits short GSM messages, one with GSM extension characters and one long Unicode message
-segmented as the profile says, prints every submit_sm_resp and delivery receipt, then unbinds
-and prints a summary. Exit status 0 when every part was accepted and got its receipt.
+Starts gateway-smsc-sim in-process (or, with --external, uses the SMSC of the carrier profile's
+[connection]) and gatewayd as a subprocess with a temporary state directory and API socket,
+then is an ordinary API client: it subscribes to the event log, sends short GSM messages, one
+with GSM extension characters and one long Unicode message, prints each part's submit_sm_resp
+(read with sms.get) and each receipt event as they arrive, and a summary. It stops the daemon
+with SIGTERM. Exit status 0 when every part was accepted by the carrier and got its receipt.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import contextlib
+import shutil
+import signal
 import sys
+import tempfile
 import time
-import tomllib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.smpp.codec import FrameDecoder, encode_pdu
-from gateway.smpp.constants import MESSAGE_TYPE_MASK, CommandId, EsmClass
+from gateway.api.client import GatewayClient, Subscription
+from gateway.api.errors import ApiError
+from gateway.ops.carrier_profile import CarrierProfile, load_carrier_profile
+from gateway.ops.runner import run
 from gateway.smpp.constants import CommandStatus as S
-from gateway.smpp.errors import FramingError, PduDecodeError
-from gateway.smpp.pdu import (
-    BindTransceiver,
-    DeliverSm,
-    DeliverSmResp,
-    EnquireLinkResp,
-    Pdu,
-    SubmitSm,
-    Unbind,
-    UnbindResp,
-)
-from gateway.smpp.receipts import Receipt, normalise_message_id, parse_receipt
-from gateway.smpp.segmentation import Segment, SegmentMethod, segment
-from gateway.smpp.text import decode_text, encode_text
 from gateway.smsc_sim import Account, SimConfig, SmscSimulator
-from gateway.smsc_sim.runner import run
 
 DEFAULT_PROFILE = Path(__file__).resolve().parent.parent / "carrier_profiles" / "local-sim.toml"
 CODING_NAMES = {0: "GSM", 1: "IA5", 3: "Latin-1", 8: "UCS-2"}
-DESTINATION = "4477009000{:02d}"
+DESTINATION = "+4477009000{:02d}"
+EXTENSION_TEXT = "Your code is [4711] and costs 2€ {VAT incl.} ~ see you"
 LONG_TEXT = (
     "Grüße aus Zürich 👋 Your parcel 📦 is on its way and arrives tomorrow between 9:00 and "
     "12:00. Track it at example.com/t/8c1f or reply STOP to opt out 🙏"
 )
+CONSUMER = "demo"
 
 
 def status_name(status: int) -> str:
@@ -56,266 +47,178 @@ def status_name(status: int) -> str:
         return f"0x{status:08x}"
 
 
-@dataclass
-class Profile:
-    host: str
-    port: int
-    system_id: str
-    password: str
-    system_type: str
-    segmentation: SegmentMethod
-    encodings: tuple[int, ...]
-    source_addr: str
-    id_format: str
-
-    @classmethod
-    def load(cls, path: Path) -> Profile:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-        connection, account = data["connection"], data["account"]
-        submit, receipts = data.get("submit", {}), data.get("receipts", {})
-        return cls(
-            host=connection["host"],
-            port=int(connection["port"]),
-            system_id=account["system_id"],
-            password=account["password"],
-            system_type=account.get("system_type", ""),
-            segmentation=SegmentMethod(submit.get("segmentation", "udh8")),
-            encodings=tuple(submit.get("encodings", (0, 3, 8))),
-            source_addr=submit.get("source_addr", "GWDEMO"),
-            id_format=receipts.get("id_format", "hex"),
-        )
+def batch(count: int) -> list[str]:
+    texts = [f"Hello #{n} from gatewayd" for n in range(1, count + 1)]
+    return [*texts, EXTENSION_TEXT, LONG_TEXT]
 
 
-@dataclass
-class Part:
-    message: int  # 1-based message number
-    number: int
-    total: int
-    sequence: int = 0
-    message_id: str = ""  # normalised
-    status: int | None = None
-    receipt: Receipt | None = None
+class Tracker:
+    """What came back for each message: per part, the submit response and the receipt."""
 
+    def __init__(self) -> None:
+        self.number: dict[str, int] = {}  # message_id -> 1-based number in the batch
+        self.parts: dict[str, int] = {}
+        self.resps: dict[tuple[str, int], int] = {}
+        self.receipts: dict[tuple[str, int], str] = {}
+        self.early: list[dict[str, Any]] = []  # receipts pushed before our send_sms reply
+        self.done = asyncio.Event()
 
-class MiniEsme:
-    """Just enough ESME for the demo: requests matched to responses by sequence number,
-    deliver_sm handed to a callback and acknowledged, enquire_link and unbind answered."""
+    def add(self, message_id: str, number: int, parts: int) -> None:
+        self.number[message_id] = number
+        self.parts[message_id] = parts
+        early, self.early = self.early, []
+        for event in early:
+            self.on_event(event)
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        on_deliver: Callable[[DeliverSm], None],
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._on_deliver = on_deliver
-        self._sequences = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Pdu]] = {}
-        self._task = asyncio.create_task(self._read_loop())
+    def label(self, message_id: str, part: int) -> str:
+        return f"msg {self.number[message_id]:>2}  part {part}/{self.parts[message_id]}"
 
-    def send(self, pdu: Pdu) -> asyncio.Future[Pdu]:
-        pdu.sequence_number = next(self._sequences)
-        future: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
-        self._pending[pdu.sequence_number] = future
-        self._writer.write(encode_pdu(pdu))
-        return future
-
-    async def close(self) -> None:
-        self._writer.close()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _read_loop(self) -> None:
-        decoder = FrameDecoder()
-        try:
-            while data := await self._reader.read(65536):
-                decoder.feed(data)
-                while True:
-                    try:
-                        pdu = decoder.next_pdu()
-                    except FramingError:
-                        raise
-                    except PduDecodeError as exc:
-                        print(f"  ! undecodable PDU from the SMSC: {exc}")
-                        continue
-                    if pdu is None:
-                        break
-                    self._handle(pdu)
-        finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("the SMSC closed the connection"))
-
-    def _handle(self, pdu: Pdu) -> None:
-        if pdu.is_response:
-            future = self._pending.pop(pdu.sequence_number, None)
-            if future is not None and not future.done():
-                future.set_result(pdu)
-        elif pdu.command_id == CommandId.DELIVER_SM:
-            assert isinstance(pdu, DeliverSm)
-            self._on_deliver(pdu)
-            self._reply(DeliverSmResp(sequence_number=pdu.sequence_number))
-        elif pdu.command_id == CommandId.ENQUIRE_LINK:
-            self._reply(EnquireLinkResp(sequence_number=pdu.sequence_number))
-        elif pdu.command_id == CommandId.UNBIND:
-            self._reply(UnbindResp(sequence_number=pdu.sequence_number))
-
-    def _reply(self, pdu: Pdu) -> None:
-        self._writer.write(encode_pdu(pdu))
-
-
-def build_batch(count: int) -> list[str]:
-    texts = [f"Hello from gatewayd, demo message {n}" for n in range(1, count + 1)]
-    texts.append("Offer: 5€ off [today only] {code: SAVE5} ~ reply ^YES^")
-    texts.append(LONG_TEXT)
-    return texts
-
-
-class Demo:
-    def __init__(self, profile: Profile) -> None:
-        self.profile = profile
-        self.parts: list[Part] = []
-        self.by_id: dict[str, Part] = {}
-        self.early_receipts: dict[str, Receipt] = {}
-        self.all_receipts = asyncio.Event()
-        self.mo_count = 0
-
-    async def run(self, host: str, port: int, count: int, timeout: float) -> bool:
-        profile = self.profile
-        started = time.monotonic()
-        reader, writer = await asyncio.open_connection(host, port)
-        esme = MiniEsme(reader, writer, self.on_deliver)
-        try:
-            bind = BindTransceiver(
-                system_id=profile.system_id,
-                password=profile.password,
-                system_type=profile.system_type,
-            )
-            resp = await asyncio.wait_for(esme.send(bind), timeout)
-            print(f"bind_transceiver as {profile.system_id}: {status_name(resp.command_status)}")
-            if resp.command_status != S.ESME_ROK:
-                return False
-            submits = self.prepare(build_batch(count))
-            print()
-            waits = [self.submit(esme, part, pdu) for part, pdu in submits]
-            await asyncio.wait_for(asyncio.gather(*waits), timeout)
-            try:
-                await asyncio.wait_for(self.all_receipts.wait(), timeout)
-            except TimeoutError:
-                print(f"  ! not every receipt arrived within {timeout:g} s")
-            unbind = await asyncio.wait_for(esme.send(Unbind()), timeout)
-            print(f"\nunbind: {status_name(unbind.command_status)}")
-        finally:
-            await esme.close()
-        return self.summary(time.monotonic() - started)
-
-    def prepare(self, texts: list[str]) -> list[tuple[Part, SubmitSm]]:
-        profile = self.profile
-        print(f"{len(texts)} messages, long ones segmented with {profile.segmentation}:")
-        submits: list[tuple[Part, SubmitSm]] = []
-        for number, text in enumerate(texts, start=1):
-            encoded = encode_text(text, profile.encodings)
-            segments = segment(encoded, profile.segmentation, reference=number)
-            coding = CODING_NAMES.get(encoded.data_coding, str(encoded.data_coding))
-            shown = text if len(text) <= 48 else text[:45] + "..."
-            noun = "part " if len(segments) == 1 else "parts"
-            print(f"  msg {number:>2}  {coding:<7} {len(segments)} {noun}  {shown}")
-            for seg in segments:
-                part = Part(number, seg.part_number, seg.total_parts)
-                self.parts.append(part)
-                submits.append((part, self.submit_pdu(number, encoded.data_coding, seg)))
-        return submits
-
-    def submit_pdu(self, number: int, data_coding: int, seg: Segment) -> SubmitSm:
-        return SubmitSm(
-            source_addr_ton=5,
-            source_addr_npi=0,
-            source_addr=self.profile.source_addr,
-            dest_addr_ton=1,
-            dest_addr_npi=1,
-            destination_addr=DESTINATION.format(number),
-            esm_class=EsmClass.UDHI if seg.udhi else EsmClass.DEFAULT,
-            registered_delivery=1,
-            data_coding=data_coding,
-            short_message=seg.short_message,
-            tlvs=dict(seg.tlvs),
-        )
-
-    async def submit(self, esme: MiniEsme, part: Part, pdu: SubmitSm) -> None:
-        future = esme.send(pdu)
-        part.sequence = pdu.sequence_number
-        resp = await future
-        part.status = resp.command_status
-        raw_id = getattr(resp, "message_id", "")
-        if part.status == S.ESME_ROK:
-            part.message_id = normalise_message_id(raw_id, self.profile.id_format)
-            self.by_id[part.message_id] = part
-        print(
-            f"submit_sm_resp  seq {part.sequence:>3}  msg {part.message:>2}  "
-            f"part {part.number}/{part.total}  id {raw_id or '-':<12} {status_name(part.status)}"
-        )
-        early = self.early_receipts.pop(part.message_id, None)
-        if early is not None:
-            self.record_receipt(part, early)
-        self.check_done()
-
-    def on_deliver(self, pdu: DeliverSm) -> None:
-        if pdu.esm_class & MESSAGE_TYPE_MASK != EsmClass.SMSC_DELIVERY_RECEIPT:
-            self.mo_count += 1
-            try:
-                text = decode_text(pdu.data_coding, pdu.short_message)
-            except ValueError:
-                text = pdu.short_message.hex()
-            print(f"mo              from {pdu.source_addr}: {text}")
+    def on_part(self, message_id: str, part: dict[str, Any]) -> None:
+        key = (message_id, part["part"])
+        if part["resp_status"] is None or key in self.resps:
             return
-        receipt = parse_receipt(pdu.short_message, pdu.tlvs)
-        message_id = normalise_message_id(receipt.message_id, self.profile.id_format)
-        part = self.by_id.get(message_id)
-        if part is None:  # its submit_sm_resp has not been read yet
-            self.early_receipts[message_id] = receipt
-        else:
-            self.record_receipt(part, receipt)
-
-    def record_receipt(self, part: Part, receipt: Receipt) -> None:
-        part.receipt = receipt
+        self.resps[key] = part["resp_status"]
         print(
-            f"receipt                 msg {part.message:>2}  part {part.number}/{part.total}  "
-            f"id {receipt.message_id:<12} {receipt.stat_text:<8} err {receipt.error_code}"
+            f"submit_sm_resp  {self.label(*key)}  id {part['carrier_message_id'] or '-':<12} "
+            f"{status_name(part['resp_status'])}"
         )
-        self.check_done()
+        self.check()
 
-    def check_done(self) -> None:
-        answered = all(p.status is not None for p in self.parts)
-        if answered and all(p.receipt or p.status != S.ESME_ROK for p in self.parts):
-            self.all_receipts.set()
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event["kind"] != "receipt":
+            return
+        message_id = event.get("message_id")
+        if message_id not in self.number:
+            self.early.append(event)
+            return
+        key = (message_id, event["part"])
+        self.receipts[key] = event.get("stat") or event["state"]
+        raw = event.get("carrier_message_id_raw") or event["carrier_message_id"]
+        print(
+            f"receipt         {self.label(*key)}  id {raw:<12} {self.receipts[key]:<8} "
+            f"err {event.get('err')}"
+        )
+        self.check()
+
+    def expected(self) -> list[tuple[str, int]]:
+        return [(m, n) for m, total in self.parts.items() for n in range(1, total + 1)]
+
+    def check(self) -> None:
+        keys = self.expected()
+        answered = all(k in self.resps for k in keys)
+        if answered and all(k in self.receipts or self.resps[k] != 0 for k in keys):
+            self.done.set()
 
     def summary(self, elapsed: float) -> bool:
-        parts = self.parts
-        messages = len({p.message for p in parts})
-        accepted = sum(1 for p in parts if p.status == S.ESME_ROK)
-        receipts = [p.receipt for p in parts if p.receipt is not None]
-        delivered = sum(1 for r in receipts if r.stat_text == "DELIVRD")
+        keys = self.expected()
+        accepted = sum(1 for k in keys if self.resps.get(k) == 0)
+        delivered = sum(1 for stat in self.receipts.values() if stat == "DELIVRD")
         print("\nsummary")
-        print(f"  messages   {messages} ({len(parts)} submit_sm)")
-        print(f"  accepted   {accepted}/{len(parts)}")
+        print(f"  messages   {len(self.parts)} ({len(keys)} submit_sm)")
+        print(f"  accepted   {accepted}/{len(keys)}")
         print(
-            f"  receipts   {len(receipts)}/{accepted}  "
-            f"({delivered} delivered, {len(receipts) - delivered} failed)"
+            f"  receipts   {len(self.receipts)}/{accepted}  "
+            f"({delivered} delivered, {len(self.receipts) - delivered} failed)"
         )
-        if self.mo_count:
-            print(f"  mo         {self.mo_count}")
         print(f"  elapsed    {elapsed:.2f} s")
-        return accepted == len(parts) and len(receipts) == accepted
+        return accepted == len(keys) and len(self.receipts) == accepted
 
 
-def simulator_config(profile: Profile, args: argparse.Namespace) -> SimConfig:
+async def follow_events(sub: Subscription, tracker: Tracker) -> None:
+    async for event in sub:
+        tracker.on_event(event)
+        await sub.ack(event["seq"])
+
+
+async def poll_responses(client: GatewayClient, tracker: Tracker) -> None:
+    while not tracker.done.is_set():
+        for message_id in list(tracker.number):
+            for part in (await client.get_sms(message_id))["parts"]:
+                tracker.on_part(message_id, part)
+        await asyncio.sleep(0.05)
+
+
+async def send_batch(
+    client: GatewayClient, tracker: Tracker, carrier: str, texts: list[str]
+) -> None:
+    for number, text in enumerate(texts, start=1):
+        # a sender_pool naming the carrier sends with the profile's own source_addr
+        reply = await client.send_sms(
+            DESTINATION.format(number), sender_pool=carrier, text=text, client_ref=f"demo-{number}"
+        )
+        tracker.add(reply["message_id"], number, reply["parts"])
+        coding = CODING_NAMES.get(reply["data_coding"], str(reply["data_coding"]))
+        noun = "part " if reply["parts"] == 1 else "parts"
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        print(f"accepted        msg {number:>2}  {coding:<7} {reply['parts']} {noun}  {shown}")
+
+
+@contextlib.asynccontextmanager
+async def gatewayd(profile_name: str, profile_text: str) -> AsyncIterator[Path]:
+    """gatewayd in a temporary directory; yields its API socket, stops it with SIGTERM."""
+    tmp = Path(tempfile.mkdtemp(prefix="gwdemo", dir="/tmp"))  # sun_path is 108 octets
+    try:
+        (tmp / "profiles").mkdir()
+        (tmp / "profiles" / profile_name).write_text(profile_text)
+        config, log = tmp / "gatewayd.toml", tmp / "gatewayd.log"
+        config.write_text(
+            'carrier_profiles_dir = "profiles"\n[api]\nsocket_path = "api.sock"\n'
+            '[store]\nstate_dir = "state"\n[logging]\nlevel = "warning"\n'
+        )
+        with open(log, "wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway.daemon", "--config", str(config),
+                stdout=asyncio.subprocess.PIPE, stderr=err,
+            )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            async with asyncio.timeout(20):
+                ready = (await proc.stdout.readline()).decode().strip()
+            if not ready.startswith("gatewayd ready"):
+                raise RuntimeError(f"gatewayd did not start: {log.read_text()}")
+            print(ready)
+            yield tmp / "api.sock"
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(20):
+                code = await proc.wait()
+            print(f"gatewayd stopped (exit {code})")
+        if code != 0:
+            raise RuntimeError(f"gatewayd exited with {code}: {log.read_text()}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def drive(socket: Path, carrier: str, texts: list[str], timeout: float) -> bool:
+    tracker = Tracker()
+    started = time.monotonic()
+    async with await GatewayClient.connect(socket, timeout=10) as client:
+        sub = await client.subscribe(CONSUMER)
+        tasks = [
+            asyncio.create_task(follow_events(sub, tracker)),
+            asyncio.create_task(poll_responses(client, tracker)),
+        ]
+        try:
+            await send_batch(client, tracker, carrier, texts)
+            try:
+                async with asyncio.timeout(timeout):
+                    await tracker.done.wait()
+            except TimeoutError:
+                print(f"  ! not every answer arrived within {timeout:g} s")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=5)
+    return tracker.summary(time.monotonic() - started)
+
+
+def simulator_config(profile: CarrierProfile, args: argparse.Namespace) -> SimConfig:
     return SimConfig(
-        host=profile.host,
+        host=profile.connection.host,
         port=0,
-        accounts=(Account(profile.system_id, profile.password),),
-        id_format=profile.id_format,
+        accounts=(Account(profile.account.system_id, profile.account.password),),
+        id_format=profile.receipts.id_format,
         receipt_delay=args.receipt_delay,
         fail_ratio=args.fail_ratio,
         seed=args.seed,
@@ -325,17 +228,35 @@ def simulator_config(profile: Profile, args: argparse.Namespace) -> SimConfig:
 
 
 async def amain(args: argparse.Namespace) -> bool:
-    profile = Profile.load(Path(args.profile))
-    demo = Demo(profile)
+    profile_path = Path(args.profile)
+    profile = load_carrier_profile(profile_path)
+    text = profile_path.read_text()
+    texts = batch(args.count)
     if args.external:
-        print(f"SMSC at {profile.host}:{profile.port} (external)")
-        return await demo.run(profile.host, profile.port, args.count, args.timeout)
+        print("SMSC from the profile's [connection] (external)")
+        async with gatewayd(profile_path.name, text) as socket:
+            return await drive(socket, profile.name, texts, args.timeout)
     async with SmscSimulator(simulator_config(profile, args)) as sim:
         print(
             f"SMSC simulator on {sim.host}:{sim.port} (in-process; seed {sim.seed}, "
             f"fail ratio {args.fail_ratio:g}, receipt delay {args.receipt_delay:g} s)"
         )
-        return await demo.run(sim.host, sim.port, args.count, args.timeout)
+        # the daemon dials the simulator's free port instead of the profile's
+        text = _with_port(text, sim.port)
+        async with gatewayd(profile_path.name, text) as socket:
+            return await drive(socket, profile.name, texts, args.timeout)
+
+
+def _with_port(profile_text: str, port: int) -> str:
+    lines = profile_text.splitlines()
+    section = ""
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+        elif section == "[connection]" and stripped.split("=")[0].strip() == "port":
+            lines[i] = f"port = {port}"
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -347,11 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--fail-ratio", type=float, default=0.1, help="simulated UNDELIV share (default 0.1)")
     add("--receipt-delay", type=float, default=0.2, help="simulated receipt delay in seconds")
     add("--seed", type=int, default=1, help="simulator seed (default 1)")
-    add("--timeout", type=float, default=10.0, help="seconds to wait for answers")
+    add("--timeout", type=float, default=15.0, help="seconds to wait for answers")
     args: Any = parser.parse_args(argv)
     try:
         ok = run(amain(args))
-    except (OSError, ConnectionError, TimeoutError) as exc:
+    except (OSError, RuntimeError, TimeoutError, ApiError) as exc:
         print(f"demo failed: {exc!r}", file=sys.stderr)
         return 1
     return 0 if ok else 1

@@ -420,7 +420,34 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(db: Path) -> None:
     run(lambda s: s.append_event("x", {}), db)
     run(lambda s: s.append_event("x", {}), db)  # reopening applies nothing twice
     with sqlite3.connect(db) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1, 2]
         conn.execute("INSERT INTO schema_version VALUES (99, 0)")
     with pytest.raises(RuntimeError, match="newer"):
         SqliteStore(str(db))
+
+
+def test_v1_database_is_migrated_and_keeps_its_messages(db: Path) -> None:
+    from gateway.store import schema
+
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        conn.execute("BEGIN")
+        for statement in schema._statements(schema.MIGRATIONS[0]):
+            conn.execute(statement)
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+        conn.execute(
+            "INSERT INTO messages VALUES ('m1', 'c', NULL, NULL, 'S', '1', 0, x'41', 'accepted',"
+            " NULL, 1, 't', 't')"
+        )
+        conn.execute("COMMIT")
+
+    async def body(store: SqliteStore) -> None:
+        old = await store.get_message("m1")
+        assert old is not None and old.text is None and old.concat_ref is None
+        mid, _ = await store.accept(NewMessage("c", "S", "1", b"hi", text="hi", concat_ref=7))
+        new = await store.get_message(mid)
+        assert new is not None and (new.text, new.concat_ref) == ("hi", 7)
+
+    run(body, db)

@@ -119,7 +119,10 @@ class GatewayClient:
         try:
             self._writer.write(encode_frame({"id": rid, "method": method, "params": params or {}}))
             await self._writer.drain()
-            return await asyncio.wait_for(future, self.timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # races the reply, and the caller's task then never ends.
+            async with asyncio.timeout(self.timeout):
+                return await future
         except TimeoutError:
             raise ApiError(ErrorCode.E_CONNECTION, f"no reply to {method} in time") from None
         except OSError as exc:

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.ops.runner import run
+
 from .config import ID_FORMATS, Account, ConfigError, SimConfig, load_config
-from .runner import run
 from .server import SmscSimulator
 
 PROG = "gateway-smsc-sim"

@@ -9,11 +9,11 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from gateway.ops.runner import run
 from gateway.smpp.pdu import DeliverSm
 
 from .config import SimConfig
 from .counters import Counters
-from .runner import run
 from .server import SmscSimulator
 
 T = TypeVar("T")

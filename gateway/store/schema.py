@@ -83,7 +83,14 @@ CREATE TABLE consumer_cursors (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+# What start-up needs to rebuild the PDUs of a message the crash left unsent: the text (NULL for
+# binary messages, whose payload is the raw octets) and the concatenation reference.
+_V2 = """
+ALTER TABLE messages ADD COLUMN text TEXT;
+ALTER TABLE messages ADD COLUMN concat_ref INTEGER;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

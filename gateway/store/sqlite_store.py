@@ -77,6 +77,8 @@ class NewMessage:
     client_ref: str | None = None
     idempotency_key: str | None = None
     carrier: str | None = None
+    text: str | None = None  # kept to rebuild the parts after a restart; None for binary
+    concat_ref: int | None = None  # the concatenation reference the parts were built with
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ class MessageRecord:
     updated_at: str
     parts: list[PartRecord] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
+    text: str | None = None
+    concat_ref: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +374,8 @@ class SqliteStore:
             conn.execute(
                 "INSERT INTO messages (id, client_id, client_ref, idempotency_key, source_addr,"
                 " dest_addr, data_coding, payload, state, carrier, parts_total, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?)",
+                " updated_at, text, concat_ref)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     msg.client_id,
@@ -384,6 +389,8 @@ class SqliteStore:
                     msg.parts_total,
                     at,
                     at,
+                    msg.text,
+                    msg.concat_ref,
                 ),
             )
             conn.executemany(
@@ -559,8 +566,8 @@ class SqliteStore:
             try:
                 row = conn.execute(
                     "SELECT id, client_id, client_ref, idempotency_key, source_addr, dest_addr,"
-                    " data_coding, payload, state, carrier, parts_total, created_at, updated_at"
-                    " FROM messages WHERE id = ?",
+                    " data_coding, payload, state, carrier, parts_total, created_at, updated_at,"
+                    " text, concat_ref FROM messages WHERE id = ?",
                     (message_id,),
                 ).fetchone()
                 if row is None:
@@ -586,7 +593,10 @@ class SqliteStore:
                 ]
             finally:
                 conn.execute("COMMIT")
-            return MessageRecord(*row, parts=parts, history=history)
+            *fixed, text, concat_ref = row
+            return MessageRecord(
+                *fixed, parts=parts, history=history, text=text, concat_ref=concat_ref
+            )
 
         return await self._read(read)
 
@@ -609,6 +619,15 @@ class SqliteStore:
         return await self._submit(
             lambda conn: _append_event(conn, kind, body, time.time() if now is None else now)
         )
+
+    async def last_event_seq(self) -> int:
+        """The highest sequence number ever appended (0 for none)."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            return row[0] if row else 0
+
+        return await self._read(read)
 
     async def read_events(
         self, consumer: str, after_seq: int | None = None, limit: int = 100

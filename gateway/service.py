@@ -1,0 +1,323 @@
+"""`GatewayCore`: the `GatewayService` the API server calls, over the store and carrier links.
+
+    core = GatewayCore(store, links, limits)
+    await core.resend_pending()          # once, at start-up, after the links are started
+    server = await start_from_config(core, config.api, config.limits)
+
+Carrier choice is deliberately simple until routing lands: a `sender_pool` that names a carrier
+profile sends through that carrier with the profile's own source_addr; anything else goes to
+the first carrier by name. A message is answered only after `store.accept` committed it; the
+parts are then handed to the link. A crash between the two is covered by `resend_pending`
+(at-least-once), which rebuilds the parts from the stored text and concatenation reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from typing import Any
+
+from gateway import __version__
+from gateway.api.errors import ApiError, ErrorCode
+from gateway.api.schema import SenderKind, SendRequest
+from gateway.carriers.link import CarrierLink
+from gateway.carriers.outbound import OutboundPart, build_submits, outbound_parts
+from gateway.ops.carrier_profile import CarrierProfile
+from gateway.ops.config import Limits
+from gateway.smpp.constants import DataCoding
+from gateway.smpp.pdu import SubmitSm
+from gateway.smpp.segmentation import MAX_PARTS, SegmentMethod, parts_needed
+from gateway.smpp.text import EncodedText, encode_text
+from gateway.store.sqlite_store import MessageRecord, NewMessage, SqliteStore, StoreBusy
+
+log = logging.getLogger(__name__)
+
+_PREFERRED = {
+    "gsm7": DataCoding.SMSC_DEFAULT,
+    "latin1": DataCoding.LATIN_1,
+    "ucs2": DataCoding.UCS2,
+}
+EVENT_POLL_S = 0.05
+
+
+class GatewayCore:
+    def __init__(
+        self,
+        store: SqliteStore,
+        links: dict[str, CarrierLink],
+        limits: Limits,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.links = links  # by carrier name; the daemon swaps entries on SIGHUP
+        self.limits = limits
+        self.started = time.monotonic()
+        self.accepted = 0
+        self.duplicates = 0
+        self.resent_after_restart = 0
+        self.resend_failures = 0
+        self._refs = itertools.count((rng or random.Random()).randrange(0x10000))
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def send_sms(self, req: SendRequest, client: str) -> dict[str, Any]:
+        link = self._pick(req)
+        profile = link.profile
+        if self.queue_depth() >= self.limits.queue_max:
+            raise ApiError(
+                ErrorCode.E_QUEUE_FULL, f"the queue is over its limit of {self.limits.queue_max}"
+            )
+        source = profile.submit.source_addr if req.sender_kind == SenderKind.POOL else req.sender
+        encoded = _encode(profile, req)
+        ref = self._next_ref(profile)
+        pdus = _build(profile, encoded, req.to, ref, source)
+        msg = NewMessage(
+            client_id=client,
+            source_addr=source,
+            dest_addr=req.to,
+            payload=encoded.payload,
+            data_coding=encoded.data_coding,
+            parts_total=len(pdus),
+            client_ref=req.client_ref,
+            idempotency_key=req.idempotency_key,
+            carrier=link.carrier,
+            text=req.text,
+            concat_ref=ref,
+        )
+        try:
+            message_id, created = await self.store.accept(msg)
+        except StoreBusy as exc:
+            raise ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {exc}") from exc
+        if not created:
+            self.duplicates += 1
+            return {"message_id": message_id, "duplicate": True}
+        self.accepted += 1
+        _hand_over(link, outbound_parts(message_id, pdus))
+        return {
+            "message_id": message_id,
+            "duplicate": False,
+            "parts": len(pdus),
+            "data_coding": encoded.data_coding,
+        }
+
+    def _pick(self, req: SendRequest) -> CarrierLink:
+        if not self.links:
+            raise ApiError(ErrorCode.E_INTERNAL, "no carrier is configured")
+        if req.sender_kind == SenderKind.POOL:
+            link = self.links.get(req.sender)
+            if link is None:
+                raise ApiError(ErrorCode.E_BAD_NUMBER, f"sender_pool: no carrier {req.sender!r}")
+            return link
+        return self.links[min(self.links)]
+
+    def _next_ref(self, profile: CarrierProfile) -> int:
+        mask = 0xFF if profile.submit.segmentation == SegmentMethod.UDH8 else 0xFFFF
+        return next(self._refs) & mask
+
+    def queue_depth(self) -> int:
+        """Parts waiting or in flight in every carrier link."""
+        return sum(len(lk.dispatcher) + lk.dispatcher.in_flight for lk in self.links.values())
+
+    async def resend_pending(self) -> int:
+        """Hand every part the store lists as unsent or unanswered to its carrier again."""
+        pending = await self.store.pending_after_restart()
+        by_message: dict[str, list[int]] = {}
+        for part in pending:
+            by_message.setdefault(part.message_id, []).append(part.part_no)
+        resent = 0
+        for message_id, part_nos in by_message.items():
+            record = await self.store.get_message(message_id)
+            parts = None if record is None else self._rebuild(record)
+            if parts is None:
+                self.resend_failures += 1
+                continue
+            wanted = set(part_nos)
+            link = self.links[record.carrier or ""]  # _rebuild checked it exists
+            todo = [p for p in parts if p.part_no in wanted]
+            _hand_over(link, todo)
+            resent += len(todo)
+        self.resent_after_restart += resent
+        if by_message:
+            log.info(
+                "start-up: %d parts of %d messages resent (at-least-once), %d not rebuildable",
+                resent,
+                len(by_message),
+                self.resend_failures,
+            )
+        return resent
+
+    def _rebuild(self, record: MessageRecord) -> list[OutboundPart] | None:
+        link = self.links.get(record.carrier or "")
+        if link is None or record.concat_ref is None:
+            log.error(
+                "cannot resend %s: carrier %r gone or no stored reference",
+                record.id,
+                record.carrier,
+            )
+            return None
+        profile = link.profile
+        try:
+            if record.text is not None:
+                encoded = encode_text(record.text, [record.data_coding], profile.submit.packed)
+            else:
+                encoded = _binary(record.payload, record.data_coding)
+            pdus = _build(profile, encoded, record.dest_addr, record.concat_ref, record.source_addr)
+        except (ValueError, ApiError) as exc:  # the profile changed under the stored message
+            log.error("cannot resend %s: %s", record.id, exc)
+            return None
+        if len(pdus) != record.parts_total:
+            log.error(
+                "cannot resend %s: the profile now makes %d parts, not %d",
+                record.id,
+                len(pdus),
+                record.parts_total,
+            )
+            return None
+        return outbound_parts(record.id, pdus)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def get_sms(self, message_id: str) -> dict[str, Any] | None:
+        record = await self.store.get_message(message_id)
+        if record is None:
+            return None
+        return {
+            "message_id": record.id,
+            "state": record.state,
+            "to": record.dest_addr,
+            "from": record.source_addr,
+            "client_ref": record.client_ref,
+            "carrier": record.carrier,
+            "data_coding": record.data_coding,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "parts": [
+                {
+                    "part": p.part_no,
+                    "state": p.state,
+                    "carrier": p.carrier,
+                    "carrier_message_id": p.carrier_message_id_raw,
+                    "submitted_at": p.submitted_at,
+                    "resp_status": p.resp_status,
+                    "resp_at": p.resp_at,
+                    "receipt_state": p.receipt_state,
+                    "receipt_err": p.receipt_err,
+                    "receipt_at": p.receipt_at,
+                }
+                for p in record.parts
+            ],
+            "history": [
+                {"seq": h.seq, "at": h.at, "event": h.event, "detail": h.detail}
+                for h in record.history
+            ],
+        }
+
+    async def status(self) -> dict[str, Any]:
+        carriers = {}
+        for name, link in sorted(self.links.items()):
+            carriers[name] = {
+                "binds_up": link.binds_up,
+                "window": link.profile.window.size,
+                "queued": len(link.dispatcher),
+                "in_flight": link.dispatcher.in_flight,
+                "tps": link.dispatcher.rate.rate,
+                "counters": vars(link.counters).copy(),
+            }
+        return {
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "queue": {"depth": self.queue_depth(), "limit": self.limits.queue_max},
+            "carriers": carriers,
+            "messages": {
+                "accepted": self.accepted,
+                "duplicates": self.duplicates,
+                "resent_after_restart": self.resent_after_restart,
+                "resend_failures": self.resend_failures,
+            },
+            "store": {
+                "queued": self.store.queued,
+                "commits": self.store.commits,
+                "jobs_committed": self.store.jobs_committed,
+            },
+        }
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def read_events(self, consumer: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        events = await self.store.read_events(consumer, after_seq, limit)
+        return [_event_map(e.seq, e.at, e.kind, e.body) for e in events]
+
+    async def cursor(self, consumer: str) -> int:
+        return await self.store.cursor(consumer)
+
+    async def ack_events(self, consumer: str, seq: int) -> None:
+        try:
+            await self.store.ack_events(consumer, seq)
+        except ValueError as exc:
+            raise ApiError(ErrorCode.E_BAD_PARAMS, f"seq: {exc}") from exc
+
+    async def wait_for_events(self, after_seq: int) -> None:
+        # Events are appended inside store transactions run by the links (receipts, MO), so
+        # polling the log's head is the one wake-up that sees them all; it is one indexed read.
+        while await self.store.last_event_seq() <= after_seq:
+            await asyncio.sleep(EVENT_POLL_S)
+
+
+def _event_map(seq: int, at: str, kind: str, body: Any) -> dict[str, Any]:
+    fields = body if isinstance(body, dict) else {"body": body}
+    return {**fields, "seq": seq, "at": at, "kind": kind}
+
+
+def _hand_over(link: CarrierLink, parts: list[OutboundPart]) -> None:
+    try:
+        link.submit(parts)
+    except RuntimeError:  # the link is stopping: the parts stay pending in the store
+        log.info(
+            "%s is stopping; %d parts stay pending for the next start", link.carrier, len(parts)
+        )
+
+
+def _encode(profile: CarrierProfile, req: SendRequest) -> EncodedText:
+    if req.text is None:
+        assert req.binary is not None  # the schema guarantees exactly one of the two
+        coding = DataCoding.OCTET_UNSPECIFIED_2 if req.data_coding is None else req.data_coding
+        return _binary(req.binary, coding)
+    allowed = list(profile.submit.encodings)
+    preferred = _PREFERRED.get(req.encoding)
+    if preferred is not None:
+        allowed = [preferred, *(dc for dc in allowed if dc != preferred)]
+    try:
+        return encode_text(req.text, allowed, profile.submit.packed)
+    except ValueError as exc:  # TextEncodeError: nothing the carrier allows fits
+        raise ApiError(ErrorCode.E_BAD_PARAMS, f"text: {exc}") from exc
+
+
+def _binary(payload: bytes, data_coding: int) -> EncodedText:
+    units = len(payload) // 2 if data_coding == DataCoding.UCS2 else len(payload)
+    return EncodedText(data_coding, payload, units)
+
+
+def _build(
+    profile: CarrierProfile, encoded: EncodedText, to: str, ref: int, source: str
+) -> list[SubmitSm]:
+    if parts_needed(encoded, profile.submit.segmentation) > MAX_PARTS:
+        raise ApiError(ErrorCode.E_BAD_PARAMS, "text: too long for this carrier")
+    pdus = build_submits(profile, encoded, to.removeprefix("+"), ref, source.removeprefix("+"))
+    if source != profile.submit.source_addr:
+        ton, npi = _sender_numbering(source)
+        for pdu in pdus:
+            pdu.source_addr_ton, pdu.source_addr_npi = ton, npi
+    return pdus
+
+
+def _sender_numbering(source: str) -> tuple[int, int]:
+    """TON/NPI of a client-given sender: E.164 international, short code, alphanumeric."""
+    if source.startswith("+"):
+        return 1, 1
+    if source.isdigit():
+        return 3, 0
+    return 5, 0
