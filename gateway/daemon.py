@@ -2,7 +2,9 @@
 
 Start-up: load and validate the config and every carrier profile (any error: the ConfigError
 line on stderr, exit 2), open the store, start one CarrierLink per profile, resend what a
-previous run left unsent or unanswered, open the API listeners, print one readiness line.
+previous run left unsent or unanswered (expired ones are recorded, not sent), start the
+housekeeping task (every `limits.housekeeping_interval_s`: prune old events and expired
+unmatched receipts), open the API listeners, print one readiness line.
 
 Signals: SIGTERM/SIGINT close the API listeners first (no new messages), then stop every link
 (in-flight answers are awaited up to STOP_DEADLINE_S, then unbind), then close the store: exit 0.
@@ -64,9 +66,22 @@ def setup_logging(config: DaemonConfig) -> None:
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, profiles: dict[str, CarrierProfile]) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        profiles: dict[str, CarrierProfile],
+        *,
+        housekeeping_interval_s: float | None = None,
+    ) -> None:
         self.config = config
         self.profiles = profiles
+        # None: limits.housekeeping_interval_s; tests pass a fraction of a second
+        self.housekeeping_interval_s = (
+            config.limits.housekeeping_interval_s
+            if housekeeping_interval_s is None
+            else housekeeping_interval_s
+        )
+        self._housekeeping: asyncio.Task[None] | None = None
         self.store: SqliteStore | None = None
         self.core: GatewayCore | None = None
         self.api: ApiServer | None = None
@@ -88,6 +103,9 @@ class Daemon:
             for link in links.values():
                 await link.start()
             await self.core.resend_pending()
+            self._housekeeping = asyncio.create_task(
+                self.core.run_housekeeping(self.housekeeping_interval_s), name="housekeeping"
+            )
             self.api = await start_from_config(self.core, cfg.api, cfg.limits)
             self._install_signals()
             api = str(cfg.api.socket_path)
@@ -144,6 +162,9 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self.api is not None:
             await self.api.close()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
         if self.core is not None:
             links = list(self.core.links.values())
             leftovers = await asyncio.gather(*(lk.stop(STOP_DEADLINE_S) for lk in links))

@@ -18,6 +18,7 @@ import itertools
 import logging
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from gateway import __version__
@@ -60,6 +61,8 @@ class GatewayCore:
         self.duplicates = 0
         self.resent_after_restart = 0
         self.resend_failures = 0
+        self.expired_before_send = 0  # at start-up; the links count their own
+        self.housekeeping = Housekeeping()
         self._refs = itertools.count((rng or random.Random()).randrange(0x10000))
 
     # -- sending -------------------------------------------------------------------------------
@@ -74,7 +77,8 @@ class GatewayCore:
         source = profile.submit.source_addr if req.sender_kind == SenderKind.POOL else req.sender
         encoded = _encode(profile, req)
         ref = self._next_ref(profile)
-        pdus = _build(profile, encoded, req.to, ref, source)
+        pdus = _build(profile, encoded, req.to, ref, source, req.validity_s, req.priority)
+        now = time.time()
         msg = NewMessage(
             client_id=client,
             source_addr=source,
@@ -87,16 +91,19 @@ class GatewayCore:
             carrier=link.carrier,
             text=req.text,
             concat_ref=ref,
+            validity_s=req.validity_s,
+            priority=req.priority,
         )
         try:
-            message_id, created = await self.store.accept(msg)
+            message_id, created = await self.store.accept(msg, now=now)
         except StoreBusy as exc:
             raise ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {exc}") from exc
         if not created:
             self.duplicates += 1
             return {"message_id": message_id, "duplicate": True}
         self.accepted += 1
-        _hand_over(link, outbound_parts(message_id, pdus))
+        expires = None if req.validity_s is None else now + req.validity_s
+        _hand_over(link, outbound_parts(message_id, pdus, expires))
         return {
             "message_id": message_id,
             "duplicate": False,
@@ -131,6 +138,8 @@ class GatewayCore:
         resent = 0
         for message_id, part_nos in by_message.items():
             record = await self.store.get_message(message_id)
+            if record is not None and await self._expire_if_due(record):
+                continue
             parts = None if record is None else self._rebuild(record)
             if parts is None:
                 self.resend_failures += 1
@@ -143,12 +152,29 @@ class GatewayCore:
         self.resent_after_restart += resent
         if by_message:
             log.info(
-                "start-up: %d parts of %d messages resent (at-least-once), %d not rebuildable",
+                "start-up: %d parts of %d messages resent (at-least-once), %d not rebuildable,"
+                " %d expired",
                 resent,
                 len(by_message),
                 self.resend_failures,
+                self.expired_before_send,
             )
         return resent
+
+    async def _expire_if_due(self, record: MessageRecord) -> bool:
+        expires_at = record.expires_at()
+        now = time.time()
+        if expires_at is None or now < expires_at:
+            return False
+        detail = {
+            "reason": f"validity of {record.validity_s} s ran out before it could be sent",
+            "validity_s": record.validity_s,
+            "when": "start-up resend",
+        }
+        if await self.store.record_expired(record.id, detail, now=now):
+            self.expired_before_send += 1
+            log.info("start-up: %s not resent: %s", record.id, detail["reason"])
+        return True
 
     def _rebuild(self, record: MessageRecord) -> list[OutboundPart] | None:
         link = self.links.get(record.carrier or "")
@@ -165,7 +191,15 @@ class GatewayCore:
                 encoded = encode_text(record.text, [record.data_coding], profile.submit.packed)
             else:
                 encoded = _binary(record.payload, record.data_coding)
-            pdus = _build(profile, encoded, record.dest_addr, record.concat_ref, record.source_addr)
+            pdus = _build(
+                profile,
+                encoded,
+                record.dest_addr,
+                record.concat_ref,
+                record.source_addr,
+                record.validity_s,
+                record.priority or 0,
+            )
         except (ValueError, ApiError) as exc:  # the profile changed under the stored message
             log.error("cannot resend %s: %s", record.id, exc)
             return None
@@ -177,7 +211,30 @@ class GatewayCore:
                 record.parts_total,
             )
             return None
-        return outbound_parts(record.id, pdus)
+        return outbound_parts(record.id, pdus, record.expires_at())
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    async def housekeep(self, now: float | None = None) -> tuple[int, int]:
+        """One pass: prune events past `limits.event_retention_s` (keeping any a registered
+        consumer has not acked) and expired unmatched receipts; returns both counts."""
+        ts = time.time() if now is None else now
+        events = await self.store.prune_events(self.limits.event_retention_s, now=ts)
+        unmatched = await self.store.prune_unmatched(now=ts)
+        self.housekeeping.record(events, unmatched)
+        log.debug("housekeeping: pruned %d events, %d unmatched receipts", events, unmatched)
+        return events, unmatched
+
+    async def run_housekeeping(self, interval_s: float) -> None:
+        """`housekeep` every `interval_s` until cancelled; a failed pass is logged, not fatal."""
+        self.housekeeping.interval_s = interval_s
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.housekeep()
+            except Exception:  # a busy or failing store: try again next interval
+                self.housekeeping.failures += 1
+                log.exception("housekeeping pass failed")
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -237,7 +294,10 @@ class GatewayCore:
                 "duplicates": self.duplicates,
                 "resent_after_restart": self.resent_after_restart,
                 "resend_failures": self.resend_failures,
+                "expired_before_send": self.expired_before_send
+                + sum(lk.counters.expired for lk in self.links.values()),
             },
+            "housekeeping": vars(self.housekeeping).copy(),
             "store": {
                 "queued": self.store.queued,
                 "commits": self.store.commits,
@@ -265,6 +325,24 @@ class GatewayCore:
         # polling the log's head is the one wake-up that sees them all; it is one indexed read.
         while await self.store.last_event_seq() <= after_seq:
             await asyncio.sleep(EVENT_POLL_S)
+
+
+@dataclass
+class Housekeeping:
+    interval_s: float | None = None  # None: no scheduled housekeeping runs
+    runs: int = 0
+    failures: int = 0
+    events_pruned: int = 0
+    unmatched_pruned: int = 0
+    last_events_pruned: int = 0
+    last_unmatched_pruned: int = 0
+
+    def record(self, events: int, unmatched: int) -> None:
+        self.runs += 1
+        self.events_pruned += events
+        self.unmatched_pruned += unmatched
+        self.last_events_pruned = events
+        self.last_unmatched_pruned = unmatched
 
 
 def _event_map(seq: int, at: str, kind: str, body: Any) -> dict[str, Any]:
@@ -302,11 +380,25 @@ def _binary(payload: bytes, data_coding: int) -> EncodedText:
 
 
 def _build(
-    profile: CarrierProfile, encoded: EncodedText, to: str, ref: int, source: str
+    profile: CarrierProfile,
+    encoded: EncodedText,
+    to: str,
+    ref: int,
+    source: str,
+    validity_s: int | None,
+    priority: int,
 ) -> list[SubmitSm]:
     if parts_needed(encoded, profile.submit.segmentation) > MAX_PARTS:
         raise ApiError(ErrorCode.E_BAD_PARAMS, "text: too long for this carrier")
-    pdus = build_submits(profile, encoded, to.removeprefix("+"), ref, source.removeprefix("+"))
+    pdus = build_submits(
+        profile,
+        encoded,
+        to.removeprefix("+"),
+        ref,
+        source.removeprefix("+"),
+        validity_s=validity_s,
+        priority=priority,
+    )
     if source != profile.submit.source_addr:
         ton, npi = _sender_numbering(source)
         for pdu in pdus:

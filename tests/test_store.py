@@ -263,6 +263,9 @@ def test_correlation_by_normalised_id_and_unmatched_then_matched(db: Path) -> No
         assert await store.take_unmatched("carrier-b", "1") == [{"state": "expired"}]
         await store.store_unmatched_receipt("carrier-b", "2", {}, ttl_s=10, now=1000.0)
         assert await store.prune_unmatched(now=1011.0) == 1
+        assert await store.record_receipt("carrier-b", "3", "delivered", now=1000, ttl_s=5) is None
+        assert await store.prune_unmatched(now=1004.0) == 0
+        assert await store.prune_unmatched(now=1005.0) == 1
 
     run(body, db)
 
@@ -420,7 +423,7 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(db: Path) -> None:
     run(lambda s: s.append_event("x", {}), db)
     run(lambda s: s.append_event("x", {}), db)  # reopening applies nothing twice
     with sqlite3.connect(db) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1, 2]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1, 2, 3]
         conn.execute("INSERT INTO schema_version VALUES (99, 0)")
     with pytest.raises(RuntimeError, match="newer"):
         SqliteStore(str(db))
@@ -446,8 +449,13 @@ def test_v1_database_is_migrated_and_keeps_its_messages(db: Path) -> None:
     async def body(store: SqliteStore) -> None:
         old = await store.get_message("m1")
         assert old is not None and old.text is None and old.concat_ref is None
-        mid, _ = await store.accept(NewMessage("c", "S", "1", b"hi", text="hi", concat_ref=7))
+        assert (old.validity_s, old.priority, old.expires_at()) == (None, None, None)
+        mid, _ = await store.accept(
+            NewMessage("c", "S", "1", b"hi", text="hi", concat_ref=7, validity_s=60, priority=1),
+            now=1000.0,
+        )
         new = await store.get_message(mid)
         assert new is not None and (new.text, new.concat_ref) == ("hi", 7)
+        assert (new.validity_s, new.priority, new.expires_at()) == (60, 1, 1060.0)
 
     run(body, db)

@@ -91,8 +91,10 @@ class InboundHandler:
         *,
         reassembly_timeout_s: float = 120.0,
         max_pending: int = 1000,
+        unmatched_ttl_s: float | None = None,
     ) -> None:
         self.carrier = carrier
+        self._unmatched_ttl_s = unmatched_ttl_s  # None: the store's default
         self._id_format = id_format
         self._store = store
         self._clock = clock
@@ -133,6 +135,7 @@ class InboundHandler:
             receipt.state.value,
             receipt.error_code,
             {"stat": receipt.stat_text, "carrier_message_id_raw": receipt.message_id},
+            ttl_s=self._unmatched_ttl_s,
         )
         self.receipts += 1
         if match is None:

@@ -16,6 +16,8 @@ Decisions (see dispatch.py for ordering and the rate):
 - a response timeout counts as a retriable attempt (recorded, when exhausted, with
   ESME_RUNKNOWNERR); parts outstanding on a lost bind are requeued without counting. Both may
   duplicate a message the carrier did accept: counted in ``counters.duplicate_risk``.
+- expired: a part whose ``expires_at`` (the message's validity, wall clock) has passed when it
+  is due is not sent; its message is recorded expired and its other queued parts dropped.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class LinkCounters:
     duplicate_risk: int = 0
     bad_message_ids: int = 0
     store_errors: int = 0
+    expired: int = 0  # messages whose validity ran out while queued: recorded, never sent
 
 
 @dataclass(eq=False)
@@ -107,6 +110,7 @@ class CarrierLink:
         store: SqliteStore,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         sticky_binds: bool = False,
         max_retries: int = 3,
         retry_delay_s: float = 1.0,
@@ -119,6 +123,7 @@ class CarrierLink:
         self.carrier = profile.name
         self._store = store
         self._clock = clock
+        self._wall_clock = wall_clock  # validity deadlines are wall-clock (they outlive a restart)
         self._max_retries = max_retries
         self._retry_delay = retry_delay_s
         self._connect_timeout = connect_timeout_s
@@ -137,6 +142,7 @@ class CarrierLink:
             store,
             clock,
             reassembly_timeout_s=reassembly_timeout_s,
+            unmatched_ttl_s=profile.receipts.unmatched_ttl_s,
         )
         roles: tuple[Role, ...] = (
             ("transceiver",) if profile.binds.mode == "transceiver" else ("transmitter", "receiver")
@@ -384,6 +390,22 @@ class CarrierLink:
         for rest in self.dispatcher.drop_message(part.message_id):
             self._record_resp(rest, status, None, None)
 
+    def _expire(self, part: OutboundPart) -> None:
+        """The part's validity ran out while it was queued: it and the rest of its message are
+        recorded as expired instead of being sent late."""
+        self.counters.expired += 1
+        self.dispatcher.done(part)
+        self.dispatcher.drop_message(part.message_id)
+        log.info(
+            "%s: %s expired before part %d was sent", self.carrier, part.message_id, part.part_no
+        )
+        detail = {
+            "reason": "validity ran out before it could be sent",
+            "when": "dispatch",
+            "carrier": self.carrier,
+        }
+        self._write(self._store.record_expired(part.message_id, detail))
+
     def _record_resp(
         self, part: OutboundPart, status: int, raw: str | None, norm: str | None
     ) -> None:
@@ -434,6 +456,9 @@ class CarrierLink:
             part = self.dispatcher.take(bind.key, now)
             if part is None:
                 return True
+            if part.expires_at is not None and self._wall_clock() >= part.expires_at:
+                self._expire(part)
+                continue
             self._write(self._store.record_submit(part.message_id, part.part_no, self.carrier))
             if not conn.submit(part.pdu, part):
                 self.dispatcher.requeue(part)

@@ -101,6 +101,8 @@ class Limits:
     queue_max: int = setting(integer(1, 100_000_000), 1_000_000)  # messages waiting, all carriers
     frame_max_bytes: int = setting(integer(64, 16 * 1024 * 1024), 64 * 1024)  # API frames
     event_retention_s: int = setting(integer(60, 366 * 86_400), 7 * 86_400)
+    # how often the daemon prunes the event log and expired unmatched receipts
+    housekeeping_interval_s: int = setting(integer(1, 86_400), 300)
 
 
 @dataclass(frozen=True, slots=True)

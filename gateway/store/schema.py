@@ -90,7 +90,14 @@ ALTER TABLE messages ADD COLUMN text TEXT;
 ALTER TABLE messages ADD COLUMN concat_ref INTEGER;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# The client's validity (seconds, NULL: the SMSC default) and priority_flag, so the start-up
+# resend rebuilds identical parts and can tell a message that expired while it waited.
+_V3 = """
+ALTER TABLE messages ADD COLUMN validity_s INTEGER;
+ALTER TABLE messages ADD COLUMN priority INTEGER;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

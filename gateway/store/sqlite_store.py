@@ -46,7 +46,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 Job = Callable[[sqlite3.Connection], Any]
 
-#: part states: pending -> submitted -> carrier_accepted | carrier_rejected -> delivered | failed
+#: part states: pending -> submitted -> carrier_accepted | carrier_rejected -> delivered | failed;
+#: pending | submitted -> expired (validity ran out before it was sent)
 FINAL_FAILED_RECEIPTS = frozenset({"expired", "deleted", "undeliverable", "rejected"})
 
 
@@ -79,6 +80,8 @@ class NewMessage:
     carrier: str | None = None
     text: str | None = None  # kept to rebuild the parts after a restart; None for binary
     concat_ref: int | None = None  # the concatenation reference the parts were built with
+    validity_s: int | None = None  # None: the SMSC's default validity
+    priority: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,15 @@ class MessageRecord:
     history: list[HistoryEntry] = field(default_factory=list)
     text: str | None = None
     concat_ref: int | None = None
+    validity_s: int | None = None
+    priority: int | None = None
+
+    def expires_at(self) -> float | None:
+        """Unix seconds after which the message must not be sent (None: no validity given)."""
+        if self.validity_s is None:
+            return None
+        created = datetime.fromisoformat(self.created_at.replace("Z", "+00:00"))
+        return created.timestamp() + self.validity_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,8 +386,8 @@ class SqliteStore:
             conn.execute(
                 "INSERT INTO messages (id, client_id, client_ref, idempotency_key, source_addr,"
                 " dest_addr, data_coding, payload, state, carrier, parts_total, created_at,"
-                " updated_at, text, concat_ref)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?, ?, ?)",
+                " updated_at, text, concat_ref, validity_s, priority)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     msg.client_id,
@@ -391,6 +403,8 @@ class SqliteStore:
                     at,
                     msg.text,
                     msg.concat_ref,
+                    msg.validity_s,
+                    msg.priority,
                 ),
             )
             conn.executemany(
@@ -486,6 +500,42 @@ class SqliteStore:
 
         return await self._submit(job)
 
+    async def record_expired(
+        self, message_id: str, detail: dict[str, Any], now: float | None = None
+    ) -> list[int]:
+        """The message's validity ran out before its remaining parts could be sent.
+
+        Every part still pending or submitted without a response becomes `expired` (never to be
+        resent), with an "expired" history entry and an "expired" event; returns those parts.
+        Nothing is written when no part was open (the message finished meanwhile).
+        """
+
+        def job(conn: sqlite3.Connection) -> list[int]:
+            ts = time.time() if now is None else now
+            at = iso_utc(ts)
+            parts = [
+                r[0]
+                for r in conn.execute(
+                    "UPDATE message_parts SET state = 'expired' WHERE message_id = ?"
+                    " AND state IN ('pending', 'submitted') RETURNING part_no",
+                    (message_id,),
+                )
+            ]
+            if not parts:
+                return []
+            parts.sort()
+            body = {**detail, "parts": parts}
+            _history(conn, message_id, at, "expired", body)
+            _refresh_message(conn, message_id, at, None)
+            row = conn.execute(
+                "SELECT client_ref FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+            event = {"message_id": message_id, "client_ref": row[0] if row else None, **body}
+            _append_event(conn, "expired", event, ts)
+            return parts
+
+        return await self._submit(job)
+
     async def record_receipt(
         self,
         carrier: str,
@@ -494,21 +544,24 @@ class SqliteStore:
         err: str | None = None,
         detail: dict[str, Any] | None = None,
         now: float | None = None,
+        *,
+        ttl_s: float | None = None,
     ) -> ReceiptMatch | None:
         """A delivery receipt for the carrier's normalised message id.
 
         Correlated and applied (part state, history, a "receipt" event) in one transaction; if no
-        part carries that id yet it is kept as unmatched (for `unmatched_ttl_s`) and None is
-        returned: `record_submit_resp` applies it when the id shows up. Lookup and store happen
-        in the writer, so a receipt racing its submit_sm_resp is never orphaned.
+        part carries that id yet it is kept as unmatched (for `ttl_s`, default `unmatched_ttl_s`)
+        and None is returned: `record_submit_resp` applies it when the id shows up. Lookup and
+        store happen in the writer, so a receipt racing its submit_sm_resp is never orphaned.
         """
         payload = {"state": str(state), "err": err, "detail": detail or {}}
+        ttl = self.unmatched_ttl_s if ttl_s is None else ttl_s
 
         def job(conn: sqlite3.Connection) -> ReceiptMatch | None:
             ts = time.time() if now is None else now
             match = _find_part(conn, carrier, norm_id)
             if match is None:
-                _store_unmatched(conn, carrier, norm_id, payload, ts, self.unmatched_ttl_s)
+                _store_unmatched(conn, carrier, norm_id, payload, ts, ttl)
                 return None
             _apply_receipt(conn, match.message_id, match.part_no, carrier, norm_id, payload, ts)
             _refresh_message(conn, match.message_id, iso_utc(ts), None)
@@ -567,7 +620,7 @@ class SqliteStore:
                 row = conn.execute(
                     "SELECT id, client_id, client_ref, idempotency_key, source_addr, dest_addr,"
                     " data_coding, payload, state, carrier, parts_total, created_at, updated_at,"
-                    " text, concat_ref FROM messages WHERE id = ?",
+                    " text, concat_ref, validity_s, priority FROM messages WHERE id = ?",
                     (message_id,),
                 ).fetchone()
                 if row is None:
@@ -593,9 +646,15 @@ class SqliteStore:
                 ]
             finally:
                 conn.execute("COMMIT")
-            *fixed, text, concat_ref = row
+            *fixed, text, concat_ref, validity_s, priority = row
             return MessageRecord(
-                *fixed, parts=parts, history=history, text=text, concat_ref=concat_ref
+                *fixed,
+                parts=parts,
+                history=history,
+                text=text,
+                concat_ref=concat_ref,
+                validity_s=validity_s,
+                priority=priority,
             )
 
         return await self._read(read)
@@ -759,7 +818,8 @@ def _refresh_message(
     conn: sqlite3.Connection, message_id: str, at: str, carrier: str | None
 ) -> None:
     """The message state summarises its parts: accepted (none sent yet), failed (a part was
-    rejected or failed), delivered (all parts delivered), otherwise in_flight."""
+    rejected or failed), expired (a part's validity ran out before it was sent), delivered (all
+    parts delivered), otherwise in_flight."""
     states = {
         r[0]
         for r in conn.execute("SELECT state FROM message_parts WHERE message_id = ?", (message_id,))
@@ -768,6 +828,8 @@ def _refresh_message(
         state = "accepted"
     elif states & {"carrier_rejected", "failed"}:
         state = "failed"
+    elif "expired" in states:
+        state = "expired"
     elif states == {"delivered"}:
         state = "delivered"
     else:
