@@ -290,7 +290,19 @@ async def follow(socket: Path, load: Load, stop: asyncio.Event) -> None:
             seq = event["seq"]
             if seq - acked >= 200 or queue.empty():
                 acked = seq
-                asyncio.create_task(client.ack("bench", seq))  # noqa: RUF006
+                ack = asyncio.create_task(client.ack("bench", seq))
+                _ACKS.add(ack)
+                ack.add_done_callback(_ack_done)
+
+
+_ACKS: set[asyncio.Task[Any]] = set()  # strong references to acks in flight
+
+
+def _ack_done(task: asyncio.Task[Any]) -> None:
+    _ACKS.discard(task)
+    # an ack still in flight when the run stops may meet a closed connection: that is fine
+    if not task.cancelled():
+        task.exception()
 
 
 async def send_one(client: Any, load: Load, n: int) -> None:

@@ -41,7 +41,7 @@ _PREFERRED = {
     "latin1": DataCoding.LATIN_1,
     "ucs2": DataCoding.UCS2,
 }
-EVENT_POLL_S = 0.05
+EVENT_SAFETY_POLL_S = 1.0  # the store announces new events; this only bounds a missed one
 
 
 class GatewayCore:
@@ -64,6 +64,8 @@ class GatewayCore:
         self.expired_before_send = 0  # at start-up; the links count their own
         self.housekeeping = Housekeeping()
         self._refs = itertools.count((rng or random.Random()).randrange(0x10000))
+        self._event_head = 0
+        self._events_changed: asyncio.Event | None = None
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -321,10 +323,26 @@ class GatewayCore:
             raise ApiError(ErrorCode.E_BAD_PARAMS, f"seq: {exc}") from exc
 
     async def wait_for_events(self, after_seq: int) -> None:
-        # Events are appended inside store transactions run by the links (receipts, MO), so
-        # polling the log's head is the one wake-up that sees them all; it is one indexed read.
-        while await self.store.last_event_seq() <= after_seq:
-            await asyncio.sleep(EVENT_POLL_S)
+        """Return once the log holds an event after ``after_seq``. The store announces its head
+        after every commit that appended events (receipts and MO are appended by the links'
+        store jobs); the read at first use catches what was committed before we listened."""
+        if self._events_changed is None:
+            self._events_changed = asyncio.Event()
+            self.store.add_event_listener(asyncio.get_running_loop(), self._on_event_head)
+            self._event_head = max(self._event_head, await self.store.last_event_seq())
+        while self._event_head <= after_seq:
+            changed = self._events_changed
+            try:
+                async with asyncio.timeout(EVENT_SAFETY_POLL_S):
+                    await changed.wait()
+            except TimeoutError:
+                self._event_head = max(self._event_head, await self.store.last_event_seq())
+
+    def _on_event_head(self, head: int) -> None:
+        self._event_head = max(self._event_head, head)
+        if self._events_changed is not None:
+            self._events_changed.set()  # wakes every waiter; the next ones wait on a new Event
+            self._events_changed = asyncio.Event()
 
 
 @dataclass

@@ -208,6 +208,8 @@ class SqliteStore:
         #: number of COMMITs done by the writer, and jobs committed (for tests and benchmarks)
         self.commits = 0
         self.jobs_committed = 0
+        self._event_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[int], None]]] = []
+        self._event_head = -1  # writer thread only
 
         self._queue: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
@@ -316,6 +318,26 @@ class SqliteStore:
         self.commits += 1
         self.jobs_committed += len(done)
         self._resolve(done)
+        self._announce_event_head(conn)
+
+    def add_event_listener(
+        self, loop: asyncio.AbstractEventLoop, callback: Callable[[int], None]
+    ) -> None:
+        """Call ``callback(head_seq)`` on ``loop`` after each commit that appended events,
+        whichever job appended them (receipts and MO come from the carrier links)."""
+        self._event_listeners.append((loop, callback))
+
+    def _announce_event_head(self, conn: sqlite3.Connection) -> None:
+        if not self._event_listeners:
+            return
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        head = row[0] if row else 0
+        if head == self._event_head:
+            return
+        self._event_head = head
+        for loop, callback in tuple(self._event_listeners):
+            with contextlib.suppress(RuntimeError):  # that loop is closed
+                loop.call_soon_threadsafe(callback, head)
 
     @staticmethod
     def _run_job(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, bool, Any]:
