@@ -459,3 +459,26 @@ def test_v1_database_is_migrated_and_keeps_its_messages(db: Path) -> None:
         assert (new.validity_s, new.priority, new.expires_at()) == (60, 1, 1060.0)
 
     run(body, db)
+
+
+def test_event_listeners_hear_each_commit_that_appends(db: Path) -> None:
+    async def body(store: SqliteStore) -> list[int]:
+        heads: list[int] = []
+        heard = asyncio.Event()
+
+        def listener(head: int) -> None:
+            heads.append(head)
+            heard.set()
+
+        store.add_event_listener(asyncio.get_running_loop(), listener)
+        for kind in ("sms.inbound", "receipt"):
+            heard.clear()
+            await store.append_event(kind, {"n": 1})
+            await asyncio.wait_for(heard.wait(), 5)
+        heard.clear()
+        await store.accept(msg(1))  # a commit without events announces nothing new
+        await store.append_event("sms.inbound", {"n": 2})
+        await asyncio.wait_for(heard.wait(), 5)
+        return heads
+
+    assert run(body, db) == [1, 2, 3]
