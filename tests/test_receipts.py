@@ -1,6 +1,8 @@
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.smpp.constants import MessageState, Tag
 from gateway.smpp.receipts import (
@@ -201,3 +203,15 @@ def test_normalise_string_ids():
 def test_normalise_rejects(raw, id_format):
     with pytest.raises(MessageIdError):
         normalise_message_id(raw, id_format)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=10, max_size=12).filter(lambda v: len(v) != 11))
+def test_receipt_dates_read_as_strptime_would(value: str) -> None:
+    from gateway.smpp.receipts import _date
+
+    try:
+        expected = datetime.strptime(value, "%y%m%d%H%M%S" if len(value) == 12 else "%y%m%d%H%M")
+    except ValueError:
+        expected = None
+    assert _date(value) == expected

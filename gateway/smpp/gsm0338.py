@@ -33,6 +33,11 @@ _EXTENSION = {
 }
 _ENCODE: dict[str, bytes] = {ch: bytes([code]) for code, ch in enumerate(_BASE) if code != ESCAPE}
 _ENCODE.update({ch: bytes([ESCAPE, code]) for code, ch in _EXTENSION.items()})
+# str.translate tables, so whole strings are mapped in C rather than a character at a time:
+# one maps each character to its septets (as Latin-1 code points), the other deletes every
+# representable character, leaving exactly the ones GSM 03.38 cannot carry.
+_TO_SEPTETS = {ord(ch): septets.decode("latin-1") for ch, septets in _ENCODE.items()}
+_DELETE_ENCODABLE = dict.fromkeys(map(ord, _ENCODE))
 
 
 class TextEncodeError(ValueError):
@@ -56,7 +61,7 @@ class TextDecodeError(ValueError):
 
 
 def can_encode(text: str) -> bool:
-    return all(ch in _ENCODE for ch in text)
+    return not text.translate(_DELETE_ENCODABLE)
 
 
 def septet_count(text: str) -> int:
@@ -66,13 +71,11 @@ def septet_count(text: str) -> int:
 
 def encode_unpacked(text: str) -> bytes:
     """Text to septets, one per octet; extension characters become ESCAPE + code."""
-    out = bytearray()
-    for position, ch in enumerate(text):
-        septets = _ENCODE.get(ch)
-        if septets is None:
-            raise TextEncodeError(ch, position, "GSM 03.38")
-        out += septets
-    return bytes(out)
+    unencodable = text.translate(_DELETE_ENCODABLE)
+    if unencodable:
+        ch = unencodable[0]
+        raise TextEncodeError(ch, text.index(ch), "GSM 03.38")
+    return text.translate(_TO_SEPTETS).encode("latin-1")
 
 
 def decode_unpacked(data: bytes) -> str:

@@ -132,7 +132,7 @@ def _fields(text: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     matches = list(_KEYS.finditer(text))
     for index, match in enumerate(matches):
-        key = re.sub(r"[\s_]", "", match["key"]).lower()
+        key = _KEY_SPELLINGS.get(match["key"]) or _key_name(match["key"])
         if key == "text":
             fields.setdefault(key, text[match.end() :].strip())
             break
@@ -141,6 +141,17 @@ def _fields(text: str) -> dict[str, str]:
         if value:
             fields.setdefault(key, value[0])
     return fields
+
+
+_KEY_NOISE = re.compile(r"[\s_]")
+_KEY_SPELLINGS: dict[str, str] = {}  # each spelling seen ("submit date", "Submit_Date"...)
+
+
+def _key_name(spelling: str) -> str:
+    key = _KEY_NOISE.sub("", spelling).lower()
+    if len(_KEY_SPELLINGS) < 256:  # carriers use a handful of spellings; bound it anyway
+        _KEY_SPELLINGS[spelling] = key
+    return key
 
 
 def _tlv_text(value: object) -> str | None:
@@ -174,9 +185,18 @@ def _count(value: str | None) -> int | None:
 def _date(value: str | None) -> datetime | None:
     if value is None or len(value) not in (10, 12) or not (value.isascii() and value.isdigit()):
         return None
+    year = int(value[0:2])
+    year += 1900 if year >= 69 else 2000  # the POSIX %y pivot, as strptime reads it
     try:
-        return datetime.strptime(value, "%y%m%d%H%M%S" if len(value) == 12 else "%y%m%d%H%M")
-    except ValueError:
+        return datetime(
+            year,
+            int(value[2:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[8:10]),
+            int(value[10:12]) if len(value) == 12 else 0,
+        )
+    except ValueError:  # month 13, day 32, hour 24 ...
         return None
 
 
