@@ -72,6 +72,14 @@ class Setup:
         (self.profiles / f"{name}.toml").write_text(text)
 
 
+def cleanup(daemon: Daemon, *sims: SimulatorThread) -> None:
+    """What a test leaves running: a daemon still alive is killed, the simulators stopped."""
+    if daemon.proc.poll() is None:
+        daemon.kill()
+    for simulator in sims:
+        simulator.stop()
+
+
 class Daemon:
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
@@ -177,10 +185,7 @@ def test_end_to_end_hex_and_decimal_carriers(setup: Setup) -> None:
             assert again == {"message_id": first["message_id"], "duplicate": True}
         assert daemon.stop() == 0
     finally:
-        if daemon.proc.poll() is None:
-            daemon.kill()
-        hexsim.stop()
-        decsim.stop()
+        cleanup(daemon, hexsim, decsim)
 
 
 def test_crash_and_restart_resends_every_accepted_message(setup: Setup) -> None:
@@ -213,9 +218,7 @@ def test_crash_and_restart_resends_every_accepted_message(setup: Setup) -> None:
         assert 0 <= duplicates <= resent
         assert daemon.stop() == 0
     finally:
-        if daemon.proc.poll() is None:
-            daemon.kill()
-        carrier.stop()
+        cleanup(daemon, carrier)
 
 
 def test_bad_config_exits_2_naming_file_and_key(setup: Setup) -> None:
@@ -258,9 +261,7 @@ def test_sigterm_unbinds_and_exits_0(setup: Setup) -> None:
         lines = daemon.log().splitlines()
         assert lines and all(json.loads(line)["level"] for line in lines)
     finally:
-        if daemon.proc.poll() is None:
-            daemon.kill()
-        carrier.stop()
+        cleanup(daemon, carrier)
 
 
 def test_sighup_adds_a_carrier_and_keeps_existing_binds(setup: Setup) -> None:
@@ -288,10 +289,7 @@ def test_sighup_adds_a_carrier_and_keeps_existing_binds(setup: Setup) -> None:
         wait_until(lambda: first.counters.binds_ok == 2, what="alpha rebound")
         assert daemon.stop() == 0
     finally:
-        if daemon.proc.poll() is None:
-            daemon.kill()
-        first.stop()
-        second.stop()
+        cleanup(daemon, first, second)
 
 
 def test_api_fuzz_then_status_still_answers(setup: Setup) -> None:
@@ -330,9 +328,7 @@ def test_api_fuzz_then_status_still_answers(setup: Setup) -> None:
         assert daemon.proc.poll() is None
         assert daemon.stop() == 0
     finally:
-        if daemon.proc.poll() is None:
-            daemon.kill()
-        carrier.stop()
+        cleanup(daemon, carrier)
 
 
 def test_gatewayctl_send_against_the_daemon(setup: Setup) -> None:
@@ -366,6 +362,4 @@ def test_gatewayctl_send_against_the_daemon(setup: Setup) -> None:
         wait_until(lambda: carrier.counters.submit_sm == 1, what="submit at the simulator")
         assert daemon.stop() == 0
     finally:
-        if daemon.proc.poll() is None:
-            daemon.kill()
-        carrier.stop()
+        cleanup(daemon, carrier)

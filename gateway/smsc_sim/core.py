@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from gateway.routing.token_bucket import TokenBucket
 from gateway.smpp.codec import FrameDecoder
 from gateway.smpp.constants import CommandId, Tag
 from gateway.smpp.constants import CommandStatus as S
@@ -56,7 +57,6 @@ from .counters import Counters
 from .ids import MessageIdGenerator
 from .messages import build_mo, build_receipt, message_preview
 from .outbound import MO, RECEIPT, Delivery, DeliveryQueue
-from .throttle import TokenBucket
 
 MESSAGE_MEMORY = 100_000  # messages remembered for query_sm / cancel_sm / replace_sm
 _MAX_SEQUENCE = 0x7FFFFFFF
