@@ -423,7 +423,7 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(db: Path) -> None:
     run(lambda s: s.append_event("x", {}), db)
     run(lambda s: s.append_event("x", {}), db)  # reopening applies nothing twice
     with sqlite3.connect(db) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1, 2, 3]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1, 2, 3, 4]
         conn.execute("INSERT INTO schema_version VALUES (99, 0)")
     with pytest.raises(RuntimeError, match="newer"):
         SqliteStore(str(db))
@@ -449,6 +449,7 @@ def test_v1_database_is_migrated_and_keeps_its_messages(db: Path) -> None:
     async def body(store: SqliteStore) -> None:
         old = await store.get_message("m1")
         assert old is not None and old.text is None and old.concat_ref is None
+        assert (old.state, old.updated_at) == ("accepted", "t")  # derived: no parts, no history
         assert (old.validity_s, old.priority, old.expires_at()) == (None, None, None)
         mid, _ = await store.accept(
             NewMessage("c", "S", "1", b"hi", text="hi", concat_ref=7, validity_s=60, priority=1),

@@ -76,10 +76,11 @@ class Dispatcher:
         self._ready: deque[str] = deque()  # messages whose head part may go (none in flight)
         self._pinned: dict[str, Hashable] = {}  # message -> bind, when sticky
         self.in_flight = 0
+        self._queued = 0
 
     def __len__(self) -> int:
         """Parts queued (not in flight)."""
-        return sum(len(q) for q in self._parts.values())
+        return self._queued
 
     def enqueue(self, parts: Iterable[OutboundPart]) -> None:
         """New parts at the tail; a message's parts must come in part order."""
@@ -90,10 +91,12 @@ class Dispatcher:
                 self._ready.append(part.message_id)
             else:
                 queue.append(part)
+            self._queued += 1
 
     def requeue(self, part: OutboundPart, not_before: float = 0.0) -> None:
         """An in-flight part back at the head of its message and of the queue."""
         self.in_flight -= 1
+        self._queued += 1
         part.not_before = not_before
         queue = self._parts.setdefault(part.message_id, deque())
         queue.appendleft(part)
@@ -114,7 +117,9 @@ class Dispatcher:
         self._pinned.pop(message_id, None)
         if message_id in self._ready:
             self._ready.remove(message_id)
-        return list(self._parts.pop(message_id, ()))
+        dropped = list(self._parts.pop(message_id, ()))
+        self._queued -= len(dropped)
+        return dropped
 
     def forget_bind(self, bind: Hashable) -> None:
         """The bind is gone: its pinned messages may move to another bind."""
@@ -145,6 +150,7 @@ class Dispatcher:
             if bind_bucket is not None:
                 bind_bucket.take(now)
             self.in_flight += 1
+            self._queued -= 1
             return head
         return None
 
@@ -170,6 +176,7 @@ class Dispatcher:
         self._parts.clear()
         self._ready.clear()
         self._pinned.clear()
+        self._queued = 0
         return parts
 
     def _bind_bucket(self, bind: Hashable, now: float) -> TokenBucket | None:

@@ -8,6 +8,7 @@ never acked, and a redelivered part is held with the others.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -109,18 +110,17 @@ class InboundHandler:
         self.mo_invalid = 0
         self.store_errors = 0
 
-    async def handle(self, conn: Acker, pdu: Any) -> None:
-        try:
-            if is_receipt(pdu):
-                await self._receipt(conn, pdu)
-            else:
-                await self._mo(conn, pdu)
-        except StoreError as exc:
-            # Not acked: the carrier redelivers it later.
-            self.store_errors += 1
-            log.warning("%s: deliver_sm not stored (%s); left unacked", self.carrier, exc)
+    def handle(self, conn: Acker, pdu: Any) -> asyncio.Future[None]:
+        """Store what the deliver_sm carries, then ack it. The future resolves once that is
+        done; a deliver_sm the store could not take is left unacked (the carrier redelivers
+        it), counted and logged, never raised."""
+        if is_receipt(pdu):
+            return self._receipt(conn, pdu)
+        return asyncio.ensure_future(self._mo_guarded(conn, pdu))
 
-    async def _receipt(self, conn: Acker, pdu: Any) -> None:
+    def _receipt(self, conn: Acker, pdu: Any) -> asyncio.Future[None]:
+        # The hot path: no task, one callback on the store's future.
+        done = asyncio.get_running_loop().create_future()
         try:
             receipt = parse_receipt(pdu.short_message, pdu.tlvs)
             norm = normalise_message_id(receipt.message_id, self._id_format)
@@ -128,19 +128,48 @@ class InboundHandler:
             self.receipts_invalid += 1
             log.warning("%s: unusable receipt acked and dropped: %s", self.carrier, exc)
             conn.ack(pdu)
-            return
-        match = await self._store.record_receipt(
-            self.carrier,
-            norm,
-            receipt.state.value,
-            receipt.error_code,
-            {"stat": receipt.stat_text, "carrier_message_id_raw": receipt.message_id},
-            ttl_s=self._unmatched_ttl_s,
-        )
-        self.receipts += 1
-        if match is None:
-            self.receipts_unmatched += 1
-        conn.ack(pdu)
+            done.set_result(None)
+            return done
+        try:
+            stored = self._store.record_receipt(
+                self.carrier,
+                norm,
+                receipt.state.value,
+                receipt.error_code,
+                {"stat": receipt.stat_text, "carrier_message_id_raw": receipt.message_id},
+                ttl_s=self._unmatched_ttl_s,
+            )
+        except StoreError as exc:
+            self._not_stored(exc)
+            done.set_result(None)
+            return done
+
+        def stored_then_ack(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                self._not_stored(StoreError("the write was cancelled"))
+            elif (error := future.exception()) is not None:
+                self._not_stored(error)
+            else:
+                self.receipts += 1
+                if future.result() is None:
+                    self.receipts_unmatched += 1
+                conn.ack(pdu)
+            if not done.done():
+                done.set_result(None)
+
+        stored.add_done_callback(stored_then_ack)
+        return done
+
+    def _not_stored(self, exc: BaseException) -> None:
+        # Not acked: the carrier redelivers it later.
+        self.store_errors += 1
+        log.warning("%s: deliver_sm not stored (%s); left unacked", self.carrier, exc)
+
+    async def _mo_guarded(self, conn: Acker, pdu: Any) -> None:
+        try:
+            await self._mo(conn, pdu)
+        except StoreError as exc:
+            self._not_stored(exc)
 
     async def _mo(self, conn: Acker, pdu: Any) -> None:
         try:

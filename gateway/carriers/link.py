@@ -28,7 +28,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,7 +50,7 @@ from gateway.smpp.session import (
     SubmitTimeout,
     Unbound,
 )
-from gateway.store.sqlite_store import SqliteStore
+from gateway.store.sqlite_store import SqliteStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class CarrierLink:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
-        self._writes: set[asyncio.Task[Any]] = set()
+        self._writes: set[asyncio.Future[Any]] = set()  # store writes and MO handling
         self._dispatch_task: asyncio.Task[None] | None = None
         self._bind_error: int | None = None
 
@@ -319,7 +319,10 @@ class CarrierLink:
             self.counters.duplicate_risk += 1
             self._retry(event.ref, TIMEOUT_STATUS)
         elif isinstance(event, DeliverReceived):
-            self._write(self.inbound.handle(conn, event.pdu))
+            handled = self.inbound.handle(conn, event.pdu)
+            if not handled.done():
+                self._writes.add(handled)
+                handled.add_done_callback(self._writes.discard)
         elif isinstance(event, Unbound):
             if event.outstanding:
                 log.warning(
@@ -404,28 +407,37 @@ class CarrierLink:
             "when": "dispatch",
             "carrier": self.carrier,
         }
-        self._write(self._store.record_expired(part.message_id, detail))
+        self._write(self._store.record_expired, part.message_id, detail)
 
     def _record_resp(
         self, part: OutboundPart, status: int, raw: str | None, norm: str | None
     ) -> None:
         self._write(
-            self._store.record_submit_resp(
-                part.message_id, part.part_no, self.carrier, status, raw, norm
-            )
+            self._store.record_submit_resp,
+            part.message_id,
+            part.part_no,
+            self.carrier,
+            status,
+            raw,
+            norm,
         )
 
-    def _write(self, coro: Coroutine[Any, Any, Any]) -> None:
-        # Tasks start in creation order, so store writes are enqueued in event order.
-        task = asyncio.create_task(coro)
-        self._writes.add(task)
-        task.add_done_callback(self._write_done)
-
-    def _write_done(self, task: asyncio.Task[Any]) -> None:
-        self._writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+    def _write(self, write: Callable[..., asyncio.Future[Any]], *args: Any) -> None:
+        # The store queues a write at the call, so writes are applied in event order.
+        try:
+            future = write(*args)
+        except StoreError as exc:
             self.counters.store_errors += 1
-            log.error("%s: store write failed: %r", self.carrier, task.exception())
+            log.error("%s: store write refused: %r", self.carrier, exc)
+            return
+        self._writes.add(future)
+        future.add_done_callback(self._write_done)
+
+    def _write_done(self, future: asyncio.Future[Any]) -> None:
+        self._writes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            self.counters.store_errors += 1
+            log.error("%s: store write failed: %r", self.carrier, future.exception())
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -459,7 +471,7 @@ class CarrierLink:
             if part.expires_at is not None and self._wall_clock() >= part.expires_at:
                 self._expire(part)
                 continue
-            self._write(self._store.record_submit(part.message_id, part.part_no, self.carrier))
+            self._write(self._store.record_submit, part.message_id, part.part_no, self.carrier)
             if not conn.submit(part.pdu, part):
                 self.dispatcher.requeue(part)
                 return False

@@ -97,7 +97,14 @@ ALTER TABLE messages ADD COLUMN validity_s INTEGER;
 ALTER TABLE messages ADD COLUMN priority INTEGER;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# A message's state and last change are derived from its parts and history when it is read
+# (`sqlite_store.message_state`): keeping copies here cost two statements per receipt and resp.
+_V4 = """
+ALTER TABLE messages DROP COLUMN state;
+ALTER TABLE messages DROP COLUMN updated_at;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

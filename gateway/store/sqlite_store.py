@@ -1,19 +1,23 @@
 """The message store on SQLite: WAL mode, one writer thread, group commit.
 
-Durability contract: every write method returns (its awaitable resolves) only after the COMMIT
-of the batch holding it has returned. With `synchronous="normal"` (the default) a committed
-batch survives a process crash (kill -9) but may be lost in a power cut; `"full"` fsyncs the
-WAL on every commit and survives both, at the price of one fsync per batch.
+Durability contract: every write method returns an `asyncio.Future` that resolves only after
+the COMMIT of the batch holding it has returned. The write is queued by the call itself, so
+writes are applied in call order, and StoreBusy / StoreClosed are raised by the call. With
+`synchronous="normal"` (the default) a committed batch survives a process crash (kill -9) but
+may be lost in a power cut; `"full"` fsyncs the WAL on every commit and survives both, at the
+price of one fsync per batch.
 
 Writer: a single thread owns the only writing connection. Callers enqueue a job (a function of
 the connection) and get an `asyncio.Future`. The writer opens a transaction, runs jobs as they
-arrive, each inside its own SAVEPOINT (so one failing job is rolled back alone and the others
-still commit), and commits when `group_commit_ms` has passed since the batch opened or
+arrive and commits when `group_commit_ms` has passed since the batch opened or
 `group_commit_rows` jobs are in it, whichever comes first. With the default of 0 it commits as
 soon as it has taken every queued job: writes arriving during a commit form the next batch, so
-batches grow with load and a lone write waits for nothing. Futures are resolved through
-`loop.call_soon_threadsafe` after the COMMIT; if the COMMIT fails every job of the batch gets
-the error. Cancelling an awaiting caller does not cancel its write.
+batches grow with load and a lone write waits for nothing. Jobs run without savepoints; when
+one raises (rare: an unknown part, a bad ack), the whole batch is rolled back and run again
+with each job inside its own SAVEPOINT, so the failing one is rolled back alone and the others
+still commit. Futures are resolved through one `loop.call_soon_threadsafe` per batch after the
+COMMIT; if the COMMIT fails every job of the batch gets the error. Cancelling an awaiting
+caller does not cancel its write.
 
 Bound: at most `max_queue` jobs wait for the writer. `accept` then raises `StoreBusy` at once
 (retriable: answer the client with a throttling error); writes about messages already accepted
@@ -33,10 +37,12 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as py_encode_basestring
 from typing import Any, Literal, TypeVar
 
 from gateway.store.ids import new_message_id
@@ -170,13 +176,33 @@ class _Job:
         self.future = future
 
 
+_second_cache: list[Any] = [None, ""]  # [whole second, its "YYYY-MM-DDTHH:MM:SS" text]
+
+
 def iso_utc(ts: float) -> str:
     """Unix seconds as ISO 8601 UTC with milliseconds, e.g. 2026-11-28T15:30:00.123Z."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    ms = round(ts * 1000)
+    second, millis = divmod(ms, 1000)
+    cache = _second_cache
+    if cache[0] != second:  # formatted once per second: this runs several times per message
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cache[1], cache[0] = text, second
+    return f"{cache[1]}.{millis:03d}Z"
+
+
+# The C encoder without JSONEncoder.encode's Python frames (no circular-reference check: the
+# store only serialises the plain dicts and lists it builds itself).
+def _not_serialisable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_c_encode = c_make_encoder(
+    None, _not_serialisable, py_encode_basestring, None, ":", ",", False, False, True
+)
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return "".join(_c_encode(value, 0))
 
 
 class SqliteStore:
@@ -209,10 +235,17 @@ class SqliteStore:
         self.commits = 0
         self.jobs_committed = 0
         self._event_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[int], None]]] = []
-        self._event_head = -1  # writer thread only
+        # writer thread only: the event log's head after the last commit, the head last
+        # announced, and the (carrier, norm_id) keys that have unmatched receipts waiting
+        self._event_head = 0
+        self._announced_head = 0
+        self._unmatched_keys: set[tuple[str, str]] = set()
 
         self._queue: collections.deque[_Job] = collections.deque()
-        self._cond = threading.Condition()
+        # Callers take the plain lock (cheap) to enqueue and notify only a writer that waits.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._writer_waiting = False
         self._closing = False
         self._failure: BaseException | None = None
         self._ready = threading.Event()
@@ -258,6 +291,8 @@ class SqliteStore:
         try:
             conn = self._connect(read_only=False)
             migrate(conn)
+            self._reload_caches(conn)
+            self._announced_head = self._event_head
         except BaseException as exc:
             self._failure = exc
             self._ready.set()
@@ -267,7 +302,9 @@ class SqliteStore:
             while True:
                 with self._cond:
                     while not self._queue and not self._closing:
+                        self._writer_waiting = True
                         self._cond.wait()
+                        self._writer_waiting = False
                     if not self._queue:
                         break  # closing, and everything queued has been written
                 self._write_batch(conn)
@@ -290,25 +327,37 @@ class SqliteStore:
         try:
             # inside the try: a busy database (another process writing) is retried, not fatal
             conn.execute("BEGIN IMMEDIATE")
-            while len(done) < self._batch_rows:
+            failed = False
+            while len(taken) < self._batch_rows:
                 with self._cond:
                     if not self._queue and not self._closing:
                         remaining = deadline - time.monotonic()
                         if remaining > 0:
+                            self._writer_waiting = True
                             self._cond.wait(remaining)
-                    take = min(len(self._queue), self._batch_rows - len(done))
+                            self._writer_waiting = False
+                    take = min(len(self._queue), self._batch_rows - len(taken))
                     jobs = [self._queue.popleft() for _ in range(take)]
                 if not jobs:
                     break
                 taken.extend(jobs)
-                done.extend(self._run_job(conn, job) for job in jobs)
-                if time.monotonic() >= deadline:
+                failed = self._run_jobs(conn, jobs, done)
+                if failed or time.monotonic() >= deadline:
                     break
+            if failed:
+                # Rare: a job raised. Undo the batch and run every job again, each inside its
+                # own SAVEPOINT, so the failing one is rolled back alone.
+                conn.execute("ROLLBACK")
+                self._reload_caches(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                done = [self._run_isolated(conn, job) for job in taken]
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._reload_caches(conn)
             error = StoreError(f"batch not committed: {exc!r}")
             error.__cause__ = exc
             self._resolve([(job, False, error) for job in taken])
@@ -317,8 +366,19 @@ class SqliteStore:
             return
         self.commits += 1
         self.jobs_committed += len(done)
+        self._event_head = _event_head(conn)
         self._resolve(done)
-        self._announce_event_head(conn)
+        self._announce_event_head()
+
+    def _reload_caches(self, conn: sqlite3.Connection) -> None:
+        """The writer's in-memory views of the database, read again after a rollback."""
+        self._unmatched_keys = {
+            (carrier, norm)
+            for carrier, norm in conn.execute(
+                "SELECT DISTINCT carrier, norm_id FROM unmatched_receipts"
+            )
+        }
+        self._event_head = _event_head(conn)
 
     def add_event_listener(
         self, loop: asyncio.AbstractEventLoop, callback: Callable[[int], None]
@@ -327,20 +387,29 @@ class SqliteStore:
         whichever job appended them (receipts and MO come from the carrier links)."""
         self._event_listeners.append((loop, callback))
 
-    def _announce_event_head(self, conn: sqlite3.Connection) -> None:
-        if not self._event_listeners:
+    def _announce_event_head(self) -> None:
+        head = self._event_head
+        if head == self._announced_head:
             return
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        head = row[0] if row else 0
-        if head == self._event_head:
-            return
-        self._event_head = head
+        self._announced_head = head
         for loop, callback in tuple(self._event_listeners):
             with contextlib.suppress(RuntimeError):  # that loop is closed
                 loop.call_soon_threadsafe(callback, head)
 
     @staticmethod
-    def _run_job(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, bool, Any]:
+    def _run_jobs(
+        conn: sqlite3.Connection, jobs: list[_Job], done: list[tuple[_Job, bool, Any]]
+    ) -> bool:
+        """Run jobs in one go, no savepoints; True (stop) at the first one that raises."""
+        for job in jobs:
+            try:
+                done.append((job, True, job.fn(conn)))
+            except Exception:
+                return True
+        return False
+
+    @staticmethod
+    def _run_isolated(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, bool, Any]:
         conn.execute("SAVEPOINT job")
         try:
             result = job.fn(conn)
@@ -364,14 +433,15 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         limit = self._max_queue if admission else 2 * self._max_queue
-        with self._cond:
+        with self._lock:
             if self._closing:
                 why = "" if self._failure is None else f" (writer failed: {self._failure!r})"
                 raise StoreClosed("store is closed" + why)
             if len(self._queue) >= limit:
                 raise StoreBusy(f"store writer queue full ({len(self._queue)} waiting)")
             self._queue.append(_Job(fn, loop, future))
-            self._cond.notify()
+            if self._writer_waiting:
+                self._cond.notify()
         return future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -386,7 +456,7 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ messages
 
-    async def accept(self, msg: NewMessage, now: float | None = None) -> tuple[str, bool]:
+    def accept(self, msg: NewMessage, now: float | None = None) -> asyncio.Future[tuple[str, bool]]:
         """Store a new message and its parts; returns (message_id, created).
 
         With an idempotency key already used by the same client the existing id comes back with
@@ -407,9 +477,9 @@ class SqliteStore:
             at = iso_utc(time.time() if now is None else now)
             conn.execute(
                 "INSERT INTO messages (id, client_id, client_ref, idempotency_key, source_addr,"
-                " dest_addr, data_coding, payload, state, carrier, parts_total, created_at,"
-                " updated_at, text, concat_ref, validity_s, priority)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " dest_addr, data_coding, payload, carrier, parts_total, created_at,"
+                " text, concat_ref, validity_s, priority)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     msg.client_id,
@@ -421,7 +491,6 @@ class SqliteStore:
                     msg.payload,
                     msg.carrier,
                     msg.parts_total,
-                    at,
                     at,
                     msg.text,
                     msg.concat_ref,
@@ -442,11 +511,11 @@ class SqliteStore:
             )
             return message_id, True
 
-        return await self._submit(job, admission=True)
+        return self._submit(job, admission=True)
 
-    async def record_submit(
+    def record_submit(
         self, message_id: str, part: int, carrier: str, now: float | None = None
-    ) -> None:
+    ) -> asyncio.Future[None]:
         """A part is about to be (re)sent to `carrier`: state submitted, resp fields cleared."""
 
         def job(conn: sqlite3.Connection) -> None:
@@ -459,11 +528,10 @@ class SqliteStore:
             )
             _require(cur, message_id, part)
             _history(conn, message_id, at, "submitted", {"part": part, "carrier": carrier})
-            _refresh_message(conn, message_id, at, carrier)
 
-        await self._submit(job)
+        return self._submit(job)
 
-    async def record_submit_resp(
+    def record_submit_resp(
         self,
         message_id: str,
         part: int,
@@ -472,7 +540,7 @@ class SqliteStore:
         carrier_message_id_raw: str | None,
         carrier_message_id_norm: str | None,
         now: float | None = None,
-    ) -> int:
+    ) -> asyncio.Future[int]:
         """The carrier's submit_sm_resp for a part (status 0 = accepted).
 
         Receipts that arrived before it and wait as unmatched under the same normalised id are
@@ -512,19 +580,18 @@ class SqliteStore:
             )
             applied = 0
             if status == 0 and carrier_message_id_norm is not None:
-                for payload in _take_unmatched(conn, carrier, carrier_message_id_norm, ts):
+                for payload in self._take_unmatched(conn, carrier, carrier_message_id_norm, ts):
                     _apply_receipt(
                         conn, message_id, part, carrier, carrier_message_id_norm, payload, ts
                     )
                     applied += 1
-            _refresh_message(conn, message_id, at, carrier)
             return applied
 
-        return await self._submit(job)
+        return self._submit(job)
 
-    async def record_expired(
+    def record_expired(
         self, message_id: str, detail: dict[str, Any], now: float | None = None
-    ) -> list[int]:
+    ) -> asyncio.Future[list[int]]:
         """The message's validity ran out before its remaining parts could be sent.
 
         Every part still pending or submitted without a response becomes `expired` (never to be
@@ -548,7 +615,6 @@ class SqliteStore:
             parts.sort()
             body = {**detail, "parts": parts}
             _history(conn, message_id, at, "expired", body)
-            _refresh_message(conn, message_id, at, None)
             row = conn.execute(
                 "SELECT client_ref FROM messages WHERE id = ?", (message_id,)
             ).fetchone()
@@ -556,9 +622,9 @@ class SqliteStore:
             _append_event(conn, "expired", event, ts)
             return parts
 
-        return await self._submit(job)
+        return self._submit(job)
 
-    async def record_receipt(
+    def record_receipt(
         self,
         carrier: str,
         norm_id: str,
@@ -568,7 +634,7 @@ class SqliteStore:
         now: float | None = None,
         *,
         ttl_s: float | None = None,
-    ) -> ReceiptMatch | None:
+    ) -> asyncio.Future[ReceiptMatch | None]:
         """A delivery receipt for the carrier's normalised message id.
 
         Correlated and applied (part state, history, a "receipt" event) in one transaction; if no
@@ -583,51 +649,85 @@ class SqliteStore:
             ts = time.time() if now is None else now
             match = _find_part(conn, carrier, norm_id)
             if match is None:
-                _store_unmatched(conn, carrier, norm_id, payload, ts, ttl)
+                self._keep_unmatched(conn, carrier, norm_id, payload, ts, ttl)
                 return None
             _apply_receipt(conn, match.message_id, match.part_no, carrier, norm_id, payload, ts)
-            _refresh_message(conn, match.message_id, iso_utc(ts), None)
             return match
 
-        return await self._submit(job)
+        return self._submit(job)
 
-    async def store_unmatched_receipt(
+    def _keep_unmatched(
+        self,
+        conn: sqlite3.Connection,
+        carrier: str,
+        norm_id: str,
+        payload: dict[str, Any],
+        ts: float,
+        ttl_s: float,
+    ) -> int:
+        cur = conn.execute(
+            "INSERT INTO unmatched_receipts (carrier, norm_id, payload, received_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (carrier, norm_id, _json(payload), iso_utc(ts), ts + ttl_s),
+        )
+        self._unmatched_keys.add((carrier, norm_id))
+        return int(cur.lastrowid or 0)
+
+    def _take_unmatched(
+        self, conn: sqlite3.Connection, carrier: str, norm_id: str, ts: float
+    ) -> list[dict[str, Any]]:
+        # Most responses have no receipt waiting: the key set spares them the DELETE.
+        key = (carrier, norm_id)
+        if key not in self._unmatched_keys:
+            return []
+        self._unmatched_keys.discard(key)
+        rows = conn.execute(
+            "DELETE FROM unmatched_receipts WHERE carrier = ? AND norm_id = ?"
+            " RETURNING id, payload, expires_at",
+            key,
+        ).fetchall()
+        return [json.loads(payload) for _, payload, expires in sorted(rows) if expires > ts]
+
+    def store_unmatched_receipt(
         self,
         carrier: str,
         norm_id: str,
         payload: dict[str, Any],
         ttl_s: float | None = None,
         now: float | None = None,
-    ) -> int:
+    ) -> asyncio.Future[int]:
         """Keep a receipt nobody matched yet; returns its row id."""
         ttl = self.unmatched_ttl_s if ttl_s is None else ttl_s
 
         def job(conn: sqlite3.Connection) -> int:
             ts = time.time() if now is None else now
-            return _store_unmatched(conn, carrier, norm_id, payload, ts, ttl)
+            return self._keep_unmatched(conn, carrier, norm_id, payload, ts, ttl)
 
-        return await self._submit(job)
+        return self._submit(job)
 
-    async def take_unmatched(
+    def take_unmatched(
         self, carrier: str, norm_id: str, now: float | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> asyncio.Future[list[dict[str, Any]]]:
         """Remove and return the unexpired unmatched receipts for this id, oldest first."""
-        return await self._submit(
-            lambda conn: _take_unmatched(
+        return self._submit(
+            lambda conn: self._take_unmatched(
                 conn, carrier, norm_id, time.time() if now is None else now
             )
         )
 
-    async def prune_unmatched(self, now: float | None = None) -> int:
+    def prune_unmatched(self, now: float | None = None) -> asyncio.Future[int]:
         """Delete expired unmatched receipts; returns how many."""
 
         def job(conn: sqlite3.Connection) -> int:
             ts = time.time() if now is None else now
-            return conn.execute(
+            pruned = conn.execute(
                 "DELETE FROM unmatched_receipts WHERE expires_at <= ?", (ts,)
             ).rowcount
+            if pruned:
+                self._reload_caches(conn)
+            return pruned
 
-        return await self._submit(job)
+        return self._submit(job)
 
     async def find_by_carrier_id(self, carrier: str, norm_id: str) -> ReceiptMatch | None:
         """The part that carries this normalised carrier id (the newest if it was reused)."""
@@ -641,7 +741,7 @@ class SqliteStore:
             try:
                 row = conn.execute(
                     "SELECT id, client_id, client_ref, idempotency_key, source_addr, dest_addr,"
-                    " data_coding, payload, state, carrier, parts_total, created_at, updated_at,"
+                    " data_coding, payload, carrier, parts_total, created_at,"
                     " text, concat_ref, validity_s, priority FROM messages WHERE id = ?",
                     (message_id,),
                 ).fetchone()
@@ -668,9 +768,15 @@ class SqliteStore:
                 ]
             finally:
                 conn.execute("COMMIT")
-            *fixed, text, concat_ref, validity_s, priority = row
+            *fixed, carrier, parts_total, created_at = row[:11]
+            text, concat_ref, validity_s, priority = row[11:]
             return MessageRecord(
                 *fixed,
+                state=message_state(p.state for p in parts),
+                carrier=carrier or next((p.carrier for p in parts if p.carrier), None),
+                parts_total=parts_total,
+                created_at=created_at,
+                updated_at=max((h.at for h in history), default=created_at),
                 parts=parts,
                 history=history,
                 text=text,
@@ -695,9 +801,9 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ event log
 
-    async def append_event(self, kind: str, body: Any, now: float | None = None) -> int:
+    def append_event(self, kind: str, body: Any, now: float | None = None) -> asyncio.Future[int]:
         """Append to the ordered event log; returns its sequence number (never reused)."""
-        return await self._submit(
+        return self._submit(
             lambda conn: _append_event(conn, kind, body, time.time() if now is None else now)
         )
 
@@ -732,12 +838,12 @@ class SqliteStore:
 
         return await self._read(read)
 
-    async def ack_events(self, consumer: str, seq: int) -> None:
+    def ack_events(self, consumer: str, seq: int) -> asyncio.Future[None]:
         """Advance the consumer's cursor to `seq` (never backwards; registers the consumer)."""
 
         def job(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            if seq < 0 or seq > (row[0] if row else 0):
+            # the head after the last commit covers every event a consumer can have seen
+            if seq < 0 or (seq > self._event_head and seq > _event_head(conn)):
                 raise ValueError(f"cannot ack event {seq}: it was never appended")
             conn.execute(
                 "INSERT INTO consumer_cursors (name, acked_seq) VALUES (?, ?) ON CONFLICT (name)"
@@ -745,7 +851,7 @@ class SqliteStore:
                 (consumer, seq),
             )
 
-        await self._submit(job)
+        return self._submit(job)
 
     async def cursor(self, consumer: str) -> int:
         """The consumer's acked sequence number (0 if it never acked)."""
@@ -758,9 +864,9 @@ class SqliteStore:
 
         return await self._read(read)
 
-    async def prune_events(
+    def prune_events(
         self, retention_s: float, now: float | None = None, *, keep_unacked: bool = True
-    ) -> int:
+    ) -> asyncio.Future[int]:
         """Delete events older than `retention_s`; returns how many.
 
         With keep_unacked (the default) an event is kept while any known consumer has not acked
@@ -779,7 +885,7 @@ class SqliteStore:
                 "DELETE FROM events WHERE at_ts < ? AND seq <= ?", (cutoff, bound)
             ).rowcount
 
-        return await self._submit(job)
+        return self._submit(job)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -829,38 +935,34 @@ def _require(cur: sqlite3.Cursor, message_id: str, part: int) -> None:
 def _history(
     conn: sqlite3.Connection, message_id: str, at: str, event: str, detail: dict[str, Any]
 ) -> None:
+    # The scalar subquery keeps SQLite's min/max optimisation (one index probe); the
+    # INSERT ... SELECT ?, MAX(seq) + 1 ... form loses it and cost twice as much.
     conn.execute(
-        "INSERT INTO history (message_id, seq, at, event, detail)"
-        " SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM history WHERE message_id = ?",
-        (message_id, at, event, _json(detail), message_id),
+        "INSERT INTO history (message_id, seq, at, event, detail) VALUES"
+        " (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE message_id = ?1), ?2, ?3, ?4)",
+        (message_id, at, event, _json(detail)),
     )
 
 
-def _refresh_message(
-    conn: sqlite3.Connection, message_id: str, at: str, carrier: str | None
-) -> None:
+def message_state(part_states: Iterable[str]) -> str:
     """The message state summarises its parts: accepted (none sent yet), failed (a part was
     rejected or failed), expired (a part's validity ran out before it was sent), delivered (all
-    parts delivered), otherwise in_flight."""
-    states = {
-        r[0]
-        for r in conn.execute("SELECT state FROM message_parts WHERE message_id = ?", (message_id,))
-    }
+    parts delivered), otherwise in_flight. Derived when read, so no write has to maintain it."""
+    states = set(part_states)
     if states <= {"pending"}:
-        state = "accepted"
-    elif states & {"carrier_rejected", "failed"}:
-        state = "failed"
-    elif "expired" in states:
-        state = "expired"
-    elif states == {"delivered"}:
-        state = "delivered"
-    else:
-        state = "in_flight"
-    conn.execute(
-        "UPDATE messages SET state = ?, updated_at = ?, carrier = COALESCE(?, carrier)"
-        " WHERE id = ?",
-        (state, at, carrier, message_id),
-    )
+        return "accepted"
+    if states & {"carrier_rejected", "failed"}:
+        return "failed"
+    if "expired" in states:
+        return "expired"
+    if states == {"delivered"}:
+        return "delivered"
+    return "in_flight"
+
+
+def _event_head(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return row[0] if row else 0
 
 
 def _find_part(conn: sqlite3.Connection, carrier: str, norm_id: str) -> ReceiptMatch | None:
@@ -870,33 +972,6 @@ def _find_part(conn: sqlite3.Connection, carrier: str, norm_id: str) -> ReceiptM
         (carrier, norm_id),
     ).fetchone()
     return ReceiptMatch(row[0], row[1]) if row else None
-
-
-def _store_unmatched(
-    conn: sqlite3.Connection,
-    carrier: str,
-    norm_id: str,
-    payload: dict[str, Any],
-    ts: float,
-    ttl_s: float,
-) -> int:
-    cur = conn.execute(
-        "INSERT INTO unmatched_receipts (carrier, norm_id, payload, received_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (carrier, norm_id, _json(payload), iso_utc(ts), ts + ttl_s),
-    )
-    return int(cur.lastrowid or 0)
-
-
-def _take_unmatched(
-    conn: sqlite3.Connection, carrier: str, norm_id: str, ts: float
-) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "DELETE FROM unmatched_receipts WHERE carrier = ? AND norm_id = ? RETURNING id, payload,"
-        " expires_at",
-        (carrier, norm_id),
-    ).fetchall()
-    return [json.loads(payload) for _, payload, expires in sorted(rows) if expires > ts]
 
 
 def _apply_receipt(
