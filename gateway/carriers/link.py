@@ -149,11 +149,14 @@ class CarrierLink:
         )
         self._binds = [_Bind(n, r) for n in range(profile.binds.count) for r in roles]
         self._ssl = self._ssl_context()
-        self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
         self._writes: set[asyncio.Future[Any]] = set()  # store writes and MO handling
-        self._dispatch_task: asyncio.Task[None] | None = None
+        # dispatch runs as a loop callback: kicked by events, or by one timer for deadlines
+        self._kicked = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None  # in self._clock() time
+        self._expiring: asyncio.Task[None] | None = None
         self._bind_error: int | None = None
 
     # -- API -----------------------------------------------------------------------------------
@@ -161,14 +164,14 @@ class CarrierLink:
     async def start(self) -> None:
         for bind in self._binds:
             bind.task = asyncio.create_task(self._supervise(bind), name=f"{self.carrier}-bind")
-        self._dispatch_task = asyncio.create_task(self._dispatch_loop(), name=f"{self.carrier}-tx")
+        self._kick()
 
     def submit(self, parts: list[OutboundPart]) -> None:
         """Queue the parts of one message (in part order); refused once stop() began."""
         if self._stopping:
             raise RuntimeError(f"carrier link {self.carrier} is stopping")
         self.dispatcher.enqueue(parts)
-        self._wake.set()
+        self._kick()
 
     @property
     def binds_up(self) -> int:
@@ -185,7 +188,7 @@ class CarrierLink:
         """Stop sending, wait up to ``deadline_s`` for in-flight answers, unbind; returns the
         parts not sent or not answered (to be resent by someone else)."""
         self._stopping = True
-        self._wake.set()
+        self._kick()
         end = asyncio.get_running_loop().time() + deadline_s
         while self.dispatcher.in_flight > 0 and asyncio.get_running_loop().time() < end:
             await asyncio.sleep(0.02)
@@ -195,15 +198,18 @@ class CarrierLink:
         for outcome in await asyncio.gather(*unbinds, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 log.warning("%s: unbind did not finish cleanly: %r", self.carrier, outcome)
-        self._wake.set()
+        self._kick()
         for conn in [b.conn for b in self._binds if b.conn is not None]:
             conn.close()
             # connection_lost (and Unbound's requeue of the unanswered) comes a tick later
             with contextlib.suppress(TimeoutError):
                 await conn.wait_closed(0.5)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         tasks = [b.task for b in self._binds if b.task is not None]
-        if self._dispatch_task is not None:
-            tasks.append(self._dispatch_task)
+        if self._expiring is not None:
+            tasks.append(self._expiring)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -242,7 +248,7 @@ class CarrierLink:
             bind.up = False
             bind.conn = None
             self.dispatcher.forget_bind(bind.key)
-            self._wake.set()
+            self._kick()
             if not self._stop.is_set():
                 await self._sleep(backoff_delay(0, self.profile.reconnect, self._rng))
 
@@ -281,7 +287,7 @@ class CarrierLink:
         if self._bind_error is not None:
             log.warning("%s: bind up again after %s", self.carrier, _status_name(self._bind_error))
             self._bind_error = None
-        self._wake.set()
+        self._kick()
 
     def _bind_failed(self, event: BindFailed | Unbound, failures: int) -> float:
         self.counters.bind_failures += 1
@@ -312,17 +318,18 @@ class CarrierLink:
     # -- events --------------------------------------------------------------------------------
 
     def _on_event(self, bind: _Bind, conn: EsmeConnection, event: Event) -> None:
+        if isinstance(event, DeliverReceived):  # the commonest after responses; frees no window
+            handled = self.inbound.handle(conn, event.pdu)
+            if not handled.done():
+                self._writes.add(handled)
+                handled.add_done_callback(self._writes.discard)
+            return
         if isinstance(event, SubmitResponse):
             self._on_response(event.ref, event.pdu)
         elif isinstance(event, SubmitTimeout):
             self.counters.timeouts += 1
             self.counters.duplicate_risk += 1
             self._retry(event.ref, TIMEOUT_STATUS)
-        elif isinstance(event, DeliverReceived):
-            handled = self.inbound.handle(conn, event.pdu)
-            if not handled.done():
-                self._writes.add(handled)
-                handled.add_done_callback(self._writes.discard)
         elif isinstance(event, Unbound):
             if event.outstanding:
                 log.warning(
@@ -340,7 +347,7 @@ class CarrierLink:
         elif isinstance(event, ProtocolError):
             self.counters.protocol_errors += 1
             log.warning("%s: undecodable PDU answered: %s", self.carrier, event.error)
-        self._wake.set()
+        self._kick()
 
     def _on_response(self, part: OutboundPart, pdu: Any) -> None:
         status = pdu.command_status
@@ -441,11 +448,19 @@ class CarrierLink:
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    async def _dispatch_loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            now = self._clock()
-            deadlines = [now + 1.0]  # throttle recovery ticks at least every second
+    def _kick(self) -> None:
+        """Run the dispatcher once more in this loop iteration (however many events ask)."""
+        if not self._kicked and not self._stop.is_set():
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._kicked = False
+        if self._stop.is_set():
+            return
+        now = self._clock()
+        deadlines = [now + 1.0]  # throttle recovery ticks at least every second
+        try:
             if not self._stopping:
                 for bind in self._binds:
                     # A full window waits for a response event, not for a deadline.
@@ -454,12 +469,39 @@ class CarrierLink:
                         if deadline is not None:
                             deadlines.append(deadline)
             expiry = self.inbound.next_deadline()
-            if expiry is not None:
+            if expiry is not None and self._expiring is None:
                 if expiry <= now:
-                    await self.inbound.expire()
-                    continue
-                deadlines.append(expiry)
-            await _wait(self._wake, max(0.0, min(deadlines) - now))
+                    self._expiring = asyncio.create_task(self._expire_reassembly())
+                else:
+                    deadlines.append(expiry)
+        except Exception:  # a bug: say so, and try again in a second rather than stall
+            log.exception("%s: dispatch failed", self.carrier)
+        finally:
+            self._arm(min(deadlines), now)
+
+    async def _expire_reassembly(self) -> None:
+        try:
+            await self.inbound.expire()
+        except StoreError as exc:  # the held parts stay unacked: the carrier redelivers them
+            self.counters.store_errors += 1
+            log.warning("%s: expired MO parts not stored: %s", self.carrier, exc)
+        finally:
+            self._expiring = None
+            self._kick()
+
+    def _arm(self, when: float, now: float) -> None:
+        # One timer; one already due no later than `when` stays (an early run is harmless).
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, when - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._kick()
 
     def _fill(self, bind: _Bind, now: float) -> bool:
         """Send what the window and the rate allow; True when the window still has room."""

@@ -53,6 +53,7 @@ class EsmeConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
+        self._flush_scheduled = False
         self._bound: asyncio.Future[Bound] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
 
@@ -124,21 +125,31 @@ class EsmeConnection(asyncio.Protocol):
         self._pumping = True
         try:
             session = self.session
-            while True:
-                data = session.data_to_send()
-                if data and self._transport is not None:
-                    self._transport.write(data)
-                event = session.next_event()
-                if event is None and not data:
-                    break
-                if event is not None:
-                    self._track(event)
-                    self._on_event(event)
-            if session.closed and self._transport is not None:
-                self._transport.close()  # after flushing unbind_resp or generic_nack
+            while (event := session.next_event()) is not None:
+                self._track(event)
+                self._on_event(event)
+            if session.has_output or session.closed:
+                self._schedule_flush()
             self._arm_timer(session.next_deadline())
         finally:
             self._pumping = False
+
+    def _schedule_flush(self) -> None:
+        # Everything the session has to send by the end of this loop iteration goes out in one
+        # write (one syscall) instead of one per PDU.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        data = self.session.data_to_send()
+        if self._transport is None:
+            return
+        if data:
+            self._transport.write(data)
+        if self.session.closed:
+            self._transport.close()  # after flushing unbind_resp or generic_nack
 
     def _track(self, event: Event) -> None:
         if self._bound.done():
@@ -150,7 +161,11 @@ class EsmeConnection(asyncio.Protocol):
             self._bound.exception()  # retrieved: no "never retrieved" warning if unawaited
 
     def _arm_timer(self, deadline: float | None) -> None:
-        if deadline == self._timer_at:
+        # A timer already due at or before the deadline stays: firing early is harmless (the
+        # session handles what is due and the pump arms the next one), and re-arming on every
+        # PDU as the oldest response deadline moves would cost a timer handle each time.
+        armed = self._timer_at
+        if armed is not None and (deadline is None or armed <= deadline):
             return
         if self._timer is not None:
             self._timer.cancel()

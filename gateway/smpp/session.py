@@ -319,6 +319,10 @@ class EsmeSession:
 
     # -- outputs ---------------------------------------------------------------------------
 
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         data = bytes(self._out)
         self._out.clear()
