@@ -69,7 +69,10 @@ class GatewayCore:
 
     # -- sending -------------------------------------------------------------------------------
 
-    async def send_sms(self, req: SendRequest, client: str) -> dict[str, Any]:
+    def send_sms(self, req: SendRequest, client: str) -> asyncio.Future[dict[str, Any]]:
+        """Validate, encode and queue the message for the store; the future resolves with the
+        reply once the store committed it (and the parts went to the link). A future rather
+        than a coroutine: the API server then needs no task per request."""
         link = self._pick(req)
         profile = link.profile
         if self.queue_depth() >= self.limits.queue_max:
@@ -97,21 +100,39 @@ class GatewayCore:
             priority=req.priority,
         )
         try:
-            message_id, created = await self.store.accept(msg, now=now)
+            stored = self.store.accept(msg, now=now)
         except StoreBusy as exc:
             raise ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {exc}") from exc
-        if not created:
-            self.duplicates += 1
-            return {"message_id": message_id, "duplicate": True}
-        self.accepted += 1
+        reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         expires = None if req.validity_s is None else now + req.validity_s
-        _hand_over(link, outbound_parts(message_id, pdus, expires))
-        return {
-            "message_id": message_id,
-            "duplicate": False,
-            "parts": len(pdus),
-            "data_coding": encoded.data_coding,
-        }
+
+        def committed(future: asyncio.Future[tuple[str, bool]]) -> None:
+            if reply.done():
+                return
+            if future.cancelled():
+                reply.cancel()
+                return
+            if (exc := future.exception()) is not None:
+                reply.set_exception(exc)
+                return
+            message_id, created = future.result()
+            if not created:
+                self.duplicates += 1
+                reply.set_result({"message_id": message_id, "duplicate": True})
+                return
+            self.accepted += 1
+            _hand_over(link, outbound_parts(message_id, pdus, expires))
+            reply.set_result(
+                {
+                    "message_id": message_id,
+                    "duplicate": False,
+                    "parts": len(pdus),
+                    "data_coding": encoded.data_coding,
+                }
+            )
+
+        stored.add_done_callback(committed)
+        return reply
 
     def _pick(self, req: SendRequest) -> CarrierLink:
         if not self.links:

@@ -106,13 +106,15 @@ class _Connection:
         self.client = client
         self.authenticated = authenticated
         self.frames = FrameReader(server.frame_max_bytes)
-        self.slots = asyncio.Semaphore(server.max_in_flight)
+        self.in_flight = 0  # requests being handled; reading pauses at server.max_in_flight
+        self.slot_freed = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self.subs: dict[str, _Subscription] = {}
-        self.write_lock = asyncio.Lock()
+        self.out: list[bytes] = []  # frames to write at the end of this loop iteration
+        self.out_bytes = 0
+        self.flush_scheduled = False
         self.handlers: dict[str, Callable[[schema.Request], Awaitable[Any]]] = {
             "auth": self._auth,
-            "sms.send": self._send,
             "sms.get": self._get,
             "status": self._status,
             "events.subscribe": self._subscribe,
@@ -123,7 +125,11 @@ class _Connection:
 
     # ---------------------------------------------------------------- output
 
-    async def write(self, message: Message) -> None:
+    def send(self, message: Message) -> None:
+        """Queue one frame; the frames of a loop iteration leave in one write (one syscall).
+        Frames are whole, so nothing interleaves; backpressure is `write`'s and the reader's."""
+        if self.writer.is_closing():
+            raise ConnectionResetError("connection closing")
         try:
             frame = encode_frame(message)
         except (TypeError, ValueError, OverflowError) as exc:
@@ -132,10 +138,28 @@ class _Connection:
                 return
             error = ApiError(ErrorCode.E_INTERNAL, "reply could not be encoded")
             frame = encode_frame({"id": message["id"], "error": error.to_wire()})
-        async with self.write_lock:
-            if self.writer.is_closing():
-                raise ConnectionResetError("connection closing")
-            self.writer.write(frame)
+        self.out.append(frame)
+        self.out_bytes += len(frame)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if self.out and not self.writer.is_closing():
+            self.writer.write(b"".join(self.out))
+        self.out.clear()
+        self.out_bytes = 0
+
+    def backlog(self) -> int:
+        return self.out_bytes + self.writer.transport.get_write_buffer_size()
+
+    async def write(self, message: Message) -> None:
+        """`send`, then wait while the peer is not reading (the write buffer is above its
+        high-water mark)."""
+        self.send(message)
+        if self.backlog() > WRITE_HIGH_WATER:
+            self.flush()
             await self.writer.drain()
 
     async def reply_error(self, rid: Any, error: ApiError) -> None:
@@ -156,6 +180,9 @@ class _Connection:
                     return
                 for item in self.frames.feed(data):
                     await self.on_frame(item)
+                if self.backlog() > WRITE_HIGH_WATER:  # a peer that does not read its replies
+                    self.flush()
+                    await self.writer.drain()
         except _Closed:
             pass
         except TimeoutError:
@@ -184,10 +211,53 @@ class _Connection:
         if not self.authenticated:
             await self.authenticate(request)
             return
-        await self.slots.acquire()
+        while self.in_flight >= self.server.max_in_flight:
+            self.slot_freed.clear()
+            await self.slot_freed.wait()
+        self.in_flight += 1
+        if request.method == "sms.send":
+            self.send_sms(request)
+            return
         task = asyncio.create_task(self.handle(request))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.slot_freed.set()
+
+    def send_sms(self, request: schema.Request) -> None:
+        """The hot path: no task when the service answers with a future (GatewayCore does)."""
+        try:
+            pending = self.service.send_sms(schema.parse_send(request.params), self.client)
+        except Exception as exc:
+            self.release()
+            self._reply_failure(request, exc)
+            return
+        if not isinstance(pending, asyncio.Future):  # a coroutine: the general path
+            task = asyncio.create_task(self.handle(request, pending))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return
+
+        def answered(future: asyncio.Future[Any]) -> None:
+            self.release()
+            if future.cancelled():
+                self._reply_failure(request, ApiError(ErrorCode.E_INTERNAL, "cancelled"))
+            elif (exc := future.exception()) is not None:
+                self._reply_failure(request, exc)
+            else:
+                with contextlib.suppress(ConnectionError):
+                    self.send({"id": request.id, "result": future.result()})
+
+        pending.add_done_callback(answered)
+
+    def _reply_failure(self, request: schema.Request, exc: BaseException) -> None:
+        if not isinstance(exc, ApiError):
+            log.error("%s failed for %s", request.method, self.client, exc_info=exc)
+            exc = ApiError(ErrorCode.E_INTERNAL, "internal error")
+        with contextlib.suppress(ConnectionError):
+            self.send({"id": request.id, "error": exc.to_wire()})
 
     async def authenticate(self, request: schema.Request) -> None:
         token = self.server.token
@@ -205,12 +275,18 @@ class _Connection:
         self.authenticated = True
         await self.write({"id": request.id, "result": {"authenticated": True}})
 
-    async def handle(self, request: schema.Request) -> None:
+    async def handle(
+        self, request: schema.Request, pending: Awaitable[Any] | None = None
+    ) -> None:
         try:
-            handler = self.handlers.get(request.method)
-            if handler is None:
-                raise ApiError(ErrorCode.E_UNKNOWN_METHOD, f"unknown method {request.method!r:.80}")
-            result = await handler(request)
+            if pending is not None:
+                result = await pending
+            else:
+                handler = self.handlers.get(request.method)
+                if handler is None:
+                    message = f"unknown method {request.method!r:.80}"
+                    raise ApiError(ErrorCode.E_UNKNOWN_METHOD, message)
+                result = await handler(request)
             if result is not _REPLIED:
                 await self.write({"id": request.id, "result": result})
         except ApiError as exc:
@@ -221,7 +297,7 @@ class _Connection:
             log.exception("%s failed for %s", request.method, self.client)
             await self._safe_error(request.id, ApiError(ErrorCode.E_INTERNAL, "internal error"))
         finally:
-            self.slots.release()
+            self.release()
 
     async def _safe_error(self, rid: Any, error: ApiError) -> None:
         with contextlib.suppress(ConnectionError):
@@ -230,6 +306,7 @@ class _Connection:
     async def close(self) -> None:
         for task in [*self.tasks, *(s.task for s in self.subs.values() if s.task)]:
             task.cancel()
+        self.flush()  # a last reply (an error before closing) must not stay queued
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
@@ -239,9 +316,6 @@ class _Connection:
     async def _auth(self, request: schema.Request) -> Any:
         schema.parse_auth(request.params)  # already authenticated (peer credentials or token)
         return {"authenticated": True}
-
-    async def _send(self, request: schema.Request) -> Any:
-        return await self.service.send_sms(schema.parse_send(request.params), self.client)
 
     async def _get(self, request: schema.Request) -> Any:
         message_id = schema.parse_get(request.params).message_id

@@ -11,14 +11,18 @@ subscribe, so a consumer that disconnects misses nothing; only `ack_events` move
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from gateway.api.schema import SendRequest
 
 
 class GatewayService(Protocol):
-    async def send_sms(self, req: SendRequest, client: str) -> dict[str, Any]:
+    def send_sms(self, req: SendRequest, client: str) -> Awaitable[dict[str, Any]]:
         """Accept (durably) one message. Result: at least {"message_id": str}.
+
+        A coroutine function, or (as GatewayCore does, to spare the server a task per request)
+        a function returning an asyncio.Future; it may raise ApiError at once.
 
         `client` names the caller ("uid:1000", "tcp:10.0.0.5") for the store's client_id.
         The same idempotency_key from the same client returns the first message_id with
