@@ -6,8 +6,9 @@ Processes: K `gateway-smsc-sim` processes (receipt delay 0, no latency, deliver 
 gatewayd as a subprocess with one carrier profile per simulator (one transceiver bind, window
 50, tps 100,000), and the load client here, on uvloop, with the socket API client
 (`GatewayClient`): sms.send pipelined with a bounded number outstanding, receipts taken from one
-events.subscribe push stream (acked cumulatively). Messages are one-part 120-character GSM
-texts, spread round-robin over the carriers (sender_pool).
+events.subscribe push stream (acked cumulatively: every 200 events, or after 20 ms without
+one). Messages are one-part 120-character GSM texts, spread round-robin over the carriers
+(sender_pool).
 
 Phases, all against the same daemon: warm-up; throughput (N messages, from the first send to
 the last receipt event); latency (a fixed 1,000 msg/s, open loop); then more messages until
@@ -277,25 +278,39 @@ async def follow(socket: Path, load: Load, stop: asyncio.Event) -> None:
 
     async with await GatewayClient.connect(socket, timeout=60) as client:
         sub = await client.subscribe("bench", window=1000)
-        acked = sub.after
+        acked = seen = sub.after
         load.subscribed.set()
         clock = time.perf_counter
         queue = sub.queue
+
+        def ack(seq: int) -> None:
+            task = asyncio.create_task(client.ack("bench", seq))
+            _ACKS.add(task)
+            task.add_done_callback(_ack_done)
+
+        # Cumulative acks, as a consumer that commits its position does: after 200 events, or
+        # once the stream has been quiet for ACK_IDLE_S (the window of 1,000 never fills).
         while not stop.is_set():
-            event = await queue.get()
+            try:
+                async with asyncio.timeout(None if seen == acked else ACK_IDLE_S):
+                    event = await queue.get()
+            except TimeoutError:
+                acked = seen
+                ack(seen)
+                continue
             if not isinstance(event, dict):
                 raise RuntimeError(f"subscription ended: {event!r}")
             if event.get("kind") == "receipt":
                 load.on_receipt(event["message_id"], clock())
-            seq = event["seq"]
-            if seq - acked >= 200 or queue.empty():
-                acked = seq
-                ack = asyncio.create_task(client.ack("bench", seq))
-                _ACKS.add(ack)
-                ack.add_done_callback(_ack_done)
+            seen = event["seq"]
+            if seen - acked >= ACK_EVERY:
+                acked = seen
+                ack(seen)
 
 
 _ACKS: set[asyncio.Task[Any]] = set()  # strong references to acks in flight
+ACK_EVERY = 200
+ACK_IDLE_S = 0.02
 
 
 def _ack_done(task: asyncio.Task[Any]) -> None:

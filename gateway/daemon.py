@@ -171,6 +171,7 @@ class Daemon:
             left = sum(map(len, leftovers))
             if left:
                 log.info("stopped with %d parts unanswered; they are resent at next start", left)
+            self.core.close()
         if self.store is not None:
             await self.store.aclose()
         log.info("gatewayd stopped")

@@ -14,6 +14,7 @@ parts are then handed to the link. A crash between the two is covered by `resend
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import random
@@ -32,7 +33,7 @@ from gateway.smpp.constants import DataCoding
 from gateway.smpp.pdu import SubmitSm
 from gateway.smpp.segmentation import MAX_PARTS, SegmentMethod, parts_needed
 from gateway.smpp.text import EncodedText, encode_text
-from gateway.store.sqlite_store import MessageRecord, NewMessage, SqliteStore, StoreBusy
+from gateway.store.sqlite_store import Event, MessageRecord, NewMessage, SqliteStore, StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ _PREFERRED = {
     "ucs2": DataCoding.UCS2,
 }
 EVENT_SAFETY_POLL_S = 1.0  # the store announces new events; this only bounds a missed one
+RECENT_EVENTS = 8192  # events kept in memory for subscribers following the log live
 
 
 class GatewayCore:
@@ -65,7 +67,12 @@ class GatewayCore:
         self.housekeeping = Housekeeping()
         self._refs = itertools.count((rng or random.Random()).randrange(0x10000))
         self._event_head = 0
-        self._events_changed: asyncio.Event | None = None
+        self._listening = False
+        self._event_waiters: list[asyncio.Future[None]] = []
+        self._safety_timer: asyncio.TimerHandle | None = None
+        # The newest committed events as API maps, contiguous in seq: a subscriber that keeps
+        # up is served from here, without a read (and a JSON decode) per event.
+        self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_EVENTS)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -331,6 +338,14 @@ class GatewayCore:
     # -- events --------------------------------------------------------------------------------
 
     async def read_events(self, consumer: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        await self._listen()
+        recent = self._recent
+        # Only when the memory reaches the head: the head may be known (read from the log)
+        # before the announcement of its commit has run, and an empty answer then would make
+        # a subscriber spin on wait_for_events without ever yielding.
+        if recent and recent[0]["seq"] <= after_seq + 1 and recent[-1]["seq"] >= self._event_head:
+            start = after_seq + 1 - recent[0]["seq"]  # seqs in `recent` are contiguous
+            return list(itertools.islice(recent, max(start, 0), max(start, 0) + limit))
         events = await self.store.read_events(consumer, after_seq, limit)
         return [_event_map(e.seq, e.at, e.kind, e.body) for e in events]
 
@@ -344,26 +359,61 @@ class GatewayCore:
             raise ApiError(ErrorCode.E_BAD_PARAMS, f"seq: {exc}") from exc
 
     async def wait_for_events(self, after_seq: int) -> None:
-        """Return once the log holds an event after ``after_seq``. The store announces its head
-        after every commit that appended events (receipts and MO are appended by the links'
-        store jobs); the read at first use catches what was committed before we listened."""
-        if self._events_changed is None:
-            self._events_changed = asyncio.Event()
-            self.store.add_event_listener(asyncio.get_running_loop(), self._on_event_head)
-            self._event_head = max(self._event_head, await self.store.last_event_seq())
+        """Return once the log holds an event after ``after_seq``. The store announces every
+        commit that appended events (receipts and MO are appended by the links' store jobs);
+        the read at first use catches what was committed before we listened."""
+        await self._listen()
         while self._event_head <= after_seq:
-            changed = self._events_changed
-            try:
-                async with asyncio.timeout(EVENT_SAFETY_POLL_S):
-                    await changed.wait()
-            except TimeoutError:
-                self._event_head = max(self._event_head, await self.store.last_event_seq())
+            waiter = asyncio.get_running_loop().create_future()
+            self._event_waiters.append(waiter)
+            await waiter
 
-    def _on_event_head(self, head: int) -> None:
+    async def _listen(self) -> None:
+        if self._listening:
+            return
+        self._listening = True
+        loop = asyncio.get_running_loop()
+        self.store.add_event_listener(loop, self._on_events)
+        self._event_head = max(self._event_head, await self.store.last_event_seq())
+        self._safety_timer = loop.call_later(EVENT_SAFETY_POLL_S, self._safety_poll)
+
+    def _on_events(self, head: int, events: list[Event]) -> None:
+        recent = self._recent
+        if recent and recent[-1]["seq"] + 1 != events[0].seq:
+            recent.clear()  # not contiguous (cannot happen with one writer): start afresh
+        recent.extend(_event_map(e.seq, e.at, e.kind, e.body) for e in events)
         self._event_head = max(self._event_head, head)
-        if self._events_changed is not None:
-            self._events_changed.set()  # wakes every waiter; the next ones wait on a new Event
-            self._events_changed = asyncio.Event()
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        waiters, self._event_waiters = self._event_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _safety_poll(self) -> None:
+        # One timer for every waiter (not a timeout per wait): bounds a missed announcement.
+        self._safety_timer = asyncio.get_running_loop().call_later(
+            EVENT_SAFETY_POLL_S, self._safety_poll
+        )
+        if self._event_waiters:
+            task = asyncio.ensure_future(self._refresh_head())
+            task.add_done_callback(_log_failure)
+
+    async def _refresh_head(self) -> None:
+        self._event_head = max(self._event_head, await self.store.last_event_seq())
+        self._wake_waiters()
+
+    def close(self) -> None:
+        """Stop the event timer (the daemon calls this before closing the store)."""
+        if self._safety_timer is not None:
+            self._safety_timer.cancel()
+            self._safety_timer = None
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("event head refresh failed: %r", task.exception())
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +85,56 @@ def test_queue_limit_pool_choice_and_restart_rebuild(tmp_path: Path) -> None:
         await second_run(ids)
 
     run(both)
+
+
+def test_events_served_from_memory_match_the_log_and_fall_back_to_it(tmp_path: Path) -> None:
+    """Subscribers that keep up are served from the core's recent events; one that asks for
+    older events (before the core listened, or beyond what it keeps) reads the log."""
+    from gateway import service as service_module
+
+    async def body() -> None:
+        store = SqliteStore(str(tmp_path / "gw.db"))
+        for n in range(3):  # committed before the core listens: only the log has them
+            await store.append_event("sms.inbound", {"n": n})
+        core = GatewayCore(store, {}, Limits())
+        early = await core.read_events("c", 0, 10)
+        assert [(e["seq"], e["kind"], e["n"]) for e in early] == [
+            (1, "sms.inbound", 0),
+            (2, "sms.inbound", 1),
+            (3, "sms.inbound", 2),
+        ]
+        for n in range(3, 12):
+            await store.append_event("sms.inbound", {"n": n})
+        await asyncio.wait_for(core.wait_for_events(11), 5)
+        assert core._recent and core._recent[0]["seq"] == 4  # heard live from seq 4 on
+        from_log = [
+            service_module._event_map(e.seq, e.at, e.kind, e.body)
+            for e in await store.read_events("c", 0, 100)
+        ]
+        for after in range(0, 13):
+            for limit in (1, 3, 100):
+                got = await core.read_events("c", after, limit)
+                assert got == from_log[after : after + limit], (after, limit)
+        waiter = asyncio.ensure_future(core.wait_for_events(12))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        await store.append_event("receipt", {"n": 12})
+        await asyncio.wait_for(waiter, 5)
+        assert (await core.read_events("c", 12, 10))[0]["n"] == 12
+        # The head can be known from the log before the commit's announcement has run: the
+        # events in between must come from the log, not an empty answer (a subscriber would
+        # spin on wait_for_events without yielding to the loop that runs the announcement).
+        held: list[tuple[int, list[Any]]] = []
+        loop = asyncio.get_running_loop()
+        store._event_listeners[:] = [(loop, lambda head, events: held.append((head, events)))]
+        await store.append_event("receipt", {"n": 13})
+        await core._refresh_head()
+        assert core._event_head == 14 and core._recent[-1]["seq"] == 13
+        got = await asyncio.wait_for(core.read_events("c", 13, 10), 5)
+        assert [e["n"] for e in got] == [13]
+        core._on_events(*held[0])
+        assert await core.read_events("c", 14, 10) == []
+        core.close()
+        await store.aclose()
+
+    run(body)

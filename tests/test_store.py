@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from gateway.store.ids import message_id_unix_ms, new_message_id, uuid7
 from gateway.store.sqlite_store import (
+    Event,
     NewMessage,
     ReceiptMatch,
     SqliteStore,
@@ -164,6 +165,41 @@ def test_a_failing_write_does_not_spoil_its_batch(db: Path) -> None:
             assert isinstance(ok, tuple) and await store.get_message(ok[0]) is not None
 
     run(body, db)
+
+
+def test_a_failing_write_leaves_no_history_or_event_behind(db: Path) -> None:
+    """History rows and announced events are written with the batch; a job that raised after
+    adding some must take them back with it, in the same batch as successful jobs."""
+    from gateway.store import sqlite_store
+
+    async def body(store: SqliteStore) -> None:
+        heard: list[Event] = []
+        store.add_event_listener(asyncio.get_running_loop(), lambda _h, ev: heard.extend(ev))
+        mid, _ = await store.accept(msg(1))
+
+        def half_done(conn: Any) -> None:
+            sqlite_store._history(conn, mid, "t", "half", {})
+            sqlite_store._append_event(conn, "half", {}, 0.0)
+            raise UnknownPart("gave up half way")
+
+        results = await asyncio.gather(
+            store.record_submit(mid, 1, "c1"),
+            store._submit(half_done),
+            store.append_event("whole", {}),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], UnknownPart) and results[2] == 1
+        record = await store.get_message(mid)
+        assert record is not None
+        assert [h.event for h in record.history] == ["accepted", "submitted"]
+        assert [e.kind for e in await store.read_events("r", 0, 10)] == ["whole"]
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.01)
+        assert [e.kind for e in heard] == ["whole"]
+
+    run(body, db, group_commit_ms=50)
 
 
 def test_close_flushes_queued_writes_and_refuses_new_ones(db: Path) -> None:
@@ -467,7 +503,8 @@ def test_event_listeners_hear_each_commit_that_appends(db: Path) -> None:
         heads: list[int] = []
         heard = asyncio.Event()
 
-        def listener(head: int) -> None:
+        def listener(head: int, events: list[Event]) -> None:
+            assert events and events[-1].seq == head
             heads.append(head)
             heard.set()
 
@@ -483,3 +520,32 @@ def test_event_listeners_hear_each_commit_that_appends(db: Path) -> None:
         return heads
 
     assert run(body, db) == [1, 2, 3]
+
+
+def test_events_heard_live_equal_the_events_read_back(db: Path) -> None:
+    """Subscribers following the log live are served what the listener heard; it must be what
+    a reader of the log gets for the same seqs, for every kind of event and body."""
+
+    async def body(store: SqliteStore) -> tuple[list[Event], list[Event]]:
+        heard: list[Event] = []
+        store.add_event_listener(asyncio.get_running_loop(), lambda _h, ev: heard.extend(ev))
+        first, _ = await store.accept(msg(1, parts_total=2, carrier="c"))
+        await store.record_submit(first, 1, "c")
+        await store.record_receipt("c", "ab", "delivered", "000", {"stat": "DELIVRD"}, ttl_s=60)
+        await store.record_submit_resp(first, 1, "c", 0, "AB", "ab")  # applies the early one
+        await store.record_submit(first, 2, "c")
+        await store.record_submit_resp(first, 2, "c", 0, "CD", "cd")
+        await store.record_receipt("c", "cd", "undeliverable", "012", {"stat": "UNDELIV"})
+        second, _ = await store.accept(msg(2))
+        await store.record_expired(second, {"reason": "validity", "validity_s": 5})
+        await store.append_event("sms.inbound", {"missing": (2, 3), "n": 1.5, "ok": True})
+        for _ in range(100):
+            if len(heard) == 4:
+                break
+            await asyncio.sleep(0.01)
+        return heard, await store.read_events("reader", 0, 100)
+
+    heard, read = run(body, db)
+    assert [e.kind for e in read] == ["receipt", "receipt", "expired", "sms.inbound"]
+    assert heard == read
+    assert read[3].body["missing"] == [2, 3]  # a caller's tuple, as the log keeps it

@@ -51,6 +51,7 @@ from gateway.store.schema import migrate
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 Job = Callable[[sqlite3.Connection], Any]
+EventListener = Callable[[int, "list[Event]"], None]
 
 #: part states: pending -> submitted -> carrier_accepted | carrier_rejected -> delivered | failed;
 #: pending | submitted -> expired (validity ran out before it was sent)
@@ -167,6 +168,23 @@ class Event:
     body: Any
 
 
+class _WriterConnection(sqlite3.Connection):
+    """The writer's connection, carrying the events appended by the open batch."""
+
+    appended: list[Event]
+    history: list[tuple[str, str, str, str]]  # rows for _INSERT_HISTORY, in order
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.appended = []
+        self.history = []
+
+    def flush_history(self) -> None:
+        if self.history:
+            self.executemany(_INSERT_HISTORY, self.history)
+            self.history.clear()
+
+
 class _Job:
     __slots__ = ("fn", "future", "loop")
 
@@ -234,11 +252,10 @@ class SqliteStore:
         #: number of COMMITs done by the writer, and jobs committed (for tests and benchmarks)
         self.commits = 0
         self.jobs_committed = 0
-        self._event_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[int], None]]] = []
+        self._event_listeners: list[tuple[asyncio.AbstractEventLoop, EventListener]] = []
         # writer thread only: the event log's head after the last commit, the head last
         # announced, and the (carrier, norm_id) keys that have unmatched receipts waiting
         self._event_head = 0
-        self._announced_head = 0
         self._unmatched_keys: set[tuple[str, str]] = set()
 
         self._queue: collections.deque[_Job] = collections.deque()
@@ -264,7 +281,10 @@ class SqliteStore:
     # ------------------------------------------------------------------ connections
 
     def _connect(self, *, read_only: bool) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        factory = sqlite3.Connection if read_only else _WriterConnection
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, factory=factory
+        )
         conn.execute("PRAGMA busy_timeout=5000")
         if read_only:
             conn.execute("PRAGMA query_only=1")
@@ -292,7 +312,6 @@ class SqliteStore:
             conn = self._connect(read_only=False)
             migrate(conn)
             self._reload_caches(conn)
-            self._announced_head = self._event_head
         except BaseException as exc:
             self._failure = exc
             self._ready.set()
@@ -320,7 +339,9 @@ class SqliteStore:
         finally:
             conn.close()
 
-    def _write_batch(self, conn: sqlite3.Connection) -> None:
+    def _write_batch(self, conn: _WriterConnection) -> None:
+        conn.appended.clear()
+        conn.history.clear()
         taken: list[_Job] = []  # every job popped for this batch, run or not
         done: list[tuple[_Job, bool, Any]] = []
         deadline = time.monotonic() + self._commit_s
@@ -348,9 +369,12 @@ class SqliteStore:
                 # Rare: a job raised. Undo the batch and run every job again, each inside its
                 # own SAVEPOINT, so the failing one is rolled back alone.
                 conn.execute("ROLLBACK")
+                conn.appended.clear()
+                conn.history.clear()
                 self._reload_caches(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 done = [self._run_isolated(conn, job) for job in taken]
+            conn.flush_history()
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -366,9 +390,11 @@ class SqliteStore:
             return
         self.commits += 1
         self.jobs_committed += len(done)
-        self._event_head = _event_head(conn)
         self._resolve(done)
-        self._announce_event_head()
+        if conn.appended:
+            self._event_head = conn.appended[-1].seq
+            self._announce_events(conn.appended)
+            conn.appended = []
 
     def _reload_caches(self, conn: sqlite3.Connection) -> None:
         """The writer's in-memory views of the database, read again after a rollback."""
@@ -380,21 +406,18 @@ class SqliteStore:
         }
         self._event_head = _event_head(conn)
 
-    def add_event_listener(
-        self, loop: asyncio.AbstractEventLoop, callback: Callable[[int], None]
-    ) -> None:
-        """Call ``callback(head_seq)`` on ``loop`` after each commit that appended events,
-        whichever job appended them (receipts and MO come from the carrier links)."""
+    def add_event_listener(self, loop: asyncio.AbstractEventLoop, callback: EventListener) -> None:
+        """Call ``callback(head_seq, events)`` on ``loop`` after each commit that appended
+        events, whichever job appended them (receipts and MO come from the carrier links).
+        ``events`` are the committed events in order, equal to what `read_events` returns for
+        them: a consumer that follows the log live need not read it back."""
         self._event_listeners.append((loop, callback))
 
-    def _announce_event_head(self) -> None:
-        head = self._event_head
-        if head == self._announced_head:
-            return
-        self._announced_head = head
+    def _announce_events(self, events: list[Event]) -> None:
+        head = events[-1].seq
         for loop, callback in tuple(self._event_listeners):
             with contextlib.suppress(RuntimeError):  # that loop is closed
-                loop.call_soon_threadsafe(callback, head)
+                loop.call_soon_threadsafe(callback, head, events)
 
     @staticmethod
     def _run_jobs(
@@ -409,13 +432,15 @@ class SqliteStore:
         return False
 
     @staticmethod
-    def _run_isolated(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, bool, Any]:
+    def _run_isolated(conn: _WriterConnection, job: _Job) -> tuple[_Job, bool, Any]:
         conn.execute("SAVEPOINT job")
+        history, appended = len(conn.history), len(conn.appended)
         try:
             result = job.fn(conn)
         except Exception as exc:
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
+            del conn.history[history:], conn.appended[appended:]
             return job, False, exc
         conn.execute("RELEASE job")
         return job, True, result
@@ -803,8 +828,10 @@ class SqliteStore:
 
     def append_event(self, kind: str, body: Any, now: float | None = None) -> asyncio.Future[int]:
         """Append to the ordered event log; returns its sequence number (never reused)."""
+        # listeners get the body as read back (a caller's tuples become lists, and so on)
+        native = json.loads(_json(body))
         return self._submit(
-            lambda conn: _append_event(conn, kind, body, time.time() if now is None else now)
+            lambda conn: _append_event(conn, kind, native, time.time() if now is None else now)
         )
 
     async def last_event_seq(self) -> int:
@@ -935,13 +962,17 @@ def _require(cur: sqlite3.Cursor, message_id: str, part: int) -> None:
 def _history(
     conn: sqlite3.Connection, message_id: str, at: str, event: str, detail: dict[str, Any]
 ) -> None:
-    # The scalar subquery keeps SQLite's min/max optimisation (one index probe); the
-    # INSERT ... SELECT ?, MAX(seq) + 1 ... form loses it and cost twice as much.
-    conn.execute(
-        "INSERT INTO history (message_id, seq, at, event, detail) VALUES"
-        " (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE message_id = ?1), ?2, ?3, ?4)",
-        (message_id, at, event, _json(detail)),
-    )
+    """A history row, written with the batch's other history rows just before its COMMIT
+    (one executemany per batch; only readers of committed data ever see history)."""
+    conn.history.append((message_id, at, event, _json(detail)))  # type: ignore[attr-defined]
+
+
+# The scalar subquery keeps SQLite's min/max optimisation (one index probe); the
+# INSERT ... SELECT ?, MAX(seq) + 1 ... form loses it and costs twice as much.
+_INSERT_HISTORY = (
+    "INSERT INTO history (message_id, seq, at, event, detail) VALUES"
+    " (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE message_id = ?1), ?2, ?3, ?4)"
+)
 
 
 def message_state(part_states: Iterable[str]) -> str:
@@ -1009,8 +1040,15 @@ def _apply_receipt(
 
 
 def _append_event(conn: sqlite3.Connection, kind: str, body: Any, ts: float) -> int:
+    """`body` must be JSON-native (str keys; str, int, float, bool, None, list, dict): the
+    listeners get it as is, and it must equal what reading the log back gives."""
+    at = iso_utc(ts)
     cur = conn.execute(
         "INSERT INTO events (at, at_ts, kind, body) VALUES (?, ?, ?, ?)",
-        (iso_utc(ts), ts, kind, _json(body)),
+        (at, ts, kind, _json(body)),
     )
-    return int(cur.lastrowid or 0)
+    seq = int(cur.lastrowid or 0)
+    appended = getattr(conn, "appended", None)
+    if appended is not None:
+        appended.append(Event(seq, at, kind, body))
+    return seq
