@@ -275,9 +275,7 @@ class _Connection:
         self.authenticated = True
         await self.write({"id": request.id, "result": {"authenticated": True}})
 
-    async def handle(
-        self, request: schema.Request, pending: Awaitable[Any] | None = None
-    ) -> None:
+    async def handle(self, request: schema.Request, pending: Awaitable[Any] | None = None) -> None:
         try:
             if pending is not None:
                 result = await pending

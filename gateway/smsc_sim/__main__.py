@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.ops.runner import run
 
-from .config import ID_FORMATS, Account, ConfigError, SimConfig, load_config
+from .config import ID_FORMATS, Account, ConfigError, SimConfig, load_config, tls_context
 from .server import SmscSimulator
 
 PROG = "gateway-smsc-sim"
@@ -31,6 +31,8 @@ _FLAG_KEYS = {
     "jitter_ms": "latency.jitter_ms",
     "drop_ratio": "faults.drop_ratio",
     "mo_interval": "mo.interval",
+    "tls_cert": "server.tls_cert",
+    "tls_key": "server.tls_key",
 }
 
 
@@ -56,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--seed", type=int, help="seed of every random choice (default: random)")
     add("--enquire-link-interval", type=float, metavar="SECONDS", help="send enquire_link")
     add("--mo-interval", type=float, metavar="SECONDS", help="inject an MO message this often")
+    add("--tls-cert", metavar="CERT.pem", help="serve TLS only, with this cert (+ --tls-key)")
+    add("--tls-key", metavar="KEY.pem", help="the certificate's unencrypted private key")
     add("--stats", choices=("table", "json"), default="table", help="counters format on exit")
     return parser
 
@@ -105,8 +109,9 @@ async def serve(config: SimConfig, stats: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     accounts = ", ".join(a.system_id for a in config.accounts)
+    tls = " (TLS)" if sim.tls else ""
     print(
-        f"{PROG}: listening on {sim.host}:{sim.port} (seed {sim.seed}; accounts: {accounts})",
+        f"{PROG}: listening on {sim.host}:{sim.port}{tls} (seed {sim.seed}; accounts: {accounts})",
         flush=True,
     )
     try:
@@ -120,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = config_from_args(args)
+        tls_context(config)  # unreadable TLS files: a config error now, not a traceback later
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

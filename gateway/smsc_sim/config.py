@@ -4,12 +4,17 @@ Every setting has a dotted key (``receipts.fail_ratio``) used both in the TOML f
 ``[receipts]``, key ``fail_ratio``) and in error messages, so a bad value is reported by name.
 Accounts are an array of tables, ``[[accounts]]``, each with system_id, password and optionally
 tps and max_binds.
+
+TLS: ``server.tls_cert`` and ``server.tls_key`` (PEM files, both or neither) make the listening
+port TLS-only; ``tls_context`` reads them and reports an unreadable or unusable file as a
+ConfigError naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +57,8 @@ class SimConfig:
     seed: int | None = None  # None: a fresh random seed per run
     keep_submitted: int = 1000  # decoded submits kept for inspection; 0: none
     accounts: tuple[Account, ...] = (Account("smppclient1", "password"),)
+    tls_cert: str | None = None  # PEM certificate (chain); with tls_key: the port is TLS-only
+    tls_key: str | None = None  # PEM private key, unencrypted
     # [ids]
     id_format: str = "hex"
     id_uppercase: bool = False
@@ -149,6 +156,14 @@ def _seed(key: str, value: Any) -> int | None:
     return None if value is None else _integer(0, 2**63 - 1)(key, value)
 
 
+def _path(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ConfigError(key, f"must be a non-empty file path, not {value!r}")
+    return value
+
+
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(key, f"must be a non-empty string, not {value!r}")
@@ -166,6 +181,8 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "server.enquire_link_interval": ("enquire_link_interval", _number(0, _DAY)),
     "server.seed": ("seed", _seed),
     "server.keep_submitted": ("keep_submitted", _integer(0, 10_000_000)),
+    "server.tls_cert": ("tls_cert", _path),
+    "server.tls_key": ("tls_key", _path),
     "ids.format": ("id_format", _choice(*ID_FORMATS)),
     "ids.uppercase": ("id_uppercase", _boolean),
     "ids.width": ("id_width", _integer(0, 64)),
@@ -275,6 +292,46 @@ def _check_consistency(config: SimConfig) -> None:
             raise ConfigError(f"accounts[{index}].system_id", f"duplicate {system_id!r}")
     if config.mo_system_id and config.account(config.mo_system_id) is None:
         raise ConfigError("mo.system_id", f"no account {config.mo_system_id!r}")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        missing, given = (
+            ("server.tls_key", "server.tls_cert")
+            if config.tls_key is None
+            else ("server.tls_cert", "server.tls_key")
+        )
+        raise ConfigError(missing, f"is required when {given} is set (TLS needs both)")
+
+
+def tls_context(config: SimConfig) -> ssl.SSLContext | None:
+    """The server's TLS context (TLS 1.2 or later), None without TLS. Raises ConfigError,
+    naming server.tls_cert or server.tls_key, when a file cannot be read or used."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    contents: dict[str, bytes] = {}
+    for key, path in (("server.tls_cert", config.tls_cert), ("server.tls_key", config.tls_key)):
+        try:
+            with open(path, "rb") as handle:
+                contents[key] = handle.read()
+        except OSError as exc:
+            raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        # a password callback: an encrypted key fails here instead of prompting on the tty
+        context.load_cert_chain(config.tls_cert, config.tls_key, password=_no_password)
+    except (ssl.SSLError, OSError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        if b"-----BEGIN CERTIFICATE-----" not in contents["server.tls_cert"]:
+            raise ConfigError("server.tls_cert", f"{config.tls_cert}: no PEM certificate") from None
+        raise ConfigError(
+            "server.tls_key",
+            f"{config.tls_key} is not an unencrypted PEM private key matching server.tls_cert "
+            f"({reason})",
+        ) from None
+    return context
+
+
+def _no_password() -> bytes:
+    raise ValueError("the private key is encrypted; an unencrypted key is needed")
 
 
 def load_config(
@@ -292,7 +349,19 @@ def load_config(
             raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"invalid TOML: {exc}") from None
+        _resolve_paths(data, Path(path).parent)
     return build_config(data, overrides, base)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative file paths in a config file are relative to that file (as in gatewayd's)."""
+    server = data.get("server")
+    if not isinstance(server, dict):
+        return
+    for name in ("tls_cert", "tls_key"):
+        value = server.get(name)
+        if isinstance(value, str) and value and "\0" not in value:
+            server[name] = str(base / value)  # an absolute value replaces base
 
 
 __all__ = [
@@ -304,4 +373,5 @@ __all__ = [
     "build_config",
     "check_config",
     "load_config",
+    "tls_context",
 ]

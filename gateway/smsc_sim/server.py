@@ -4,6 +4,10 @@ async with SmscSimulator(SimConfig(port=0)) as sim:
     ...  # connect an ESME to sim.host, sim.port
     await sim.inject_mo("hello", system_id="smppclient1")
     await sim.wait_for(lambda: sim.counters.mo_sent == 1)
+
+With ``server.tls_cert``/``server.tls_key`` set the port is TLS-only: a connection becomes an
+ESME link (and reaches the core) only once its handshake is done; a failed handshake, e.g. a
+plain-TCP client, is closed by asyncio and never seen by the core.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from gateway.smpp.codec import encode_pdu
 from gateway.smpp.pdu import DeliverSm, Pdu
 from gateway.smpp.text import DEFAULT_ALLOWED
 
-from .config import SimConfig
+from .config import SimConfig, tls_context
 from .core import Action, Close, Send, SmscCore
 from .counters import Counters
 
@@ -69,11 +73,15 @@ class SmscSimulator:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Listen; raises ConfigError for a bad setting (TLS files included), OSError when the
+        address cannot be bound."""
         loop = self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
-        self._core = SmscCore(self.config, loop.time())
+        core = SmscCore(self.config, loop.time())
+        ssl = tls_context(self.config)
+        self._core = core
         self._server = await loop.create_server(
-            lambda: _Link(self), self.config.host, self.config.port, reuse_address=True
+            lambda: _Link(self), self.config.host, self.config.port, reuse_address=True, ssl=ssl
         )
         self._pump()
 
@@ -114,6 +122,11 @@ class SmscSimulator:
     @property
     def host(self) -> str:
         return self.config.host
+
+    @property
+    def tls(self) -> bool:
+        """Whether the port is TLS-only (server.tls_cert and server.tls_key are set)."""
+        return self.config.tls_cert is not None
 
     @property
     def port(self) -> int:
