@@ -43,7 +43,7 @@ _PREFERRED = {
     "ucs2": DataCoding.UCS2,
 }
 EVENT_SAFETY_POLL_S = 1.0  # the store announces new events; this only bounds a missed one
-RECENT_EVENTS = 8192  # events kept in memory for subscribers following the log live
+RECENT_EVENTS = 2048  # events kept in memory for subscribers following the log live
 
 
 class GatewayCore:

@@ -549,3 +549,31 @@ def test_events_heard_live_equal_the_events_read_back(db: Path) -> None:
     assert [e.kind for e in read] == ["receipt", "receipt", "expired", "sms.inbound"]
     assert heard == read
     assert read[3].body["missing"] == [2, 3]  # a caller's tuple, as the log keeps it
+
+
+def test_checkpoints_run_beside_the_writer(db: Path) -> None:
+    """The writer never checkpoints (a COMMIT crossing the WAL threshold would copy and fsync
+    while jobs wait); the checkpointer thread copies the WAL into the database file."""
+
+    async def body(store: SqliteStore) -> None:
+        size_before = db.stat().st_size
+        for n in range(0, 600, 50):
+            await asyncio.gather(*(store.accept(msg(n + k)) for k in range(50)))
+        for _ in range(300):
+            if store.checkpointed_frames > 0:
+                break
+            await asyncio.sleep(0.01)
+        assert store.checkpoints >= 1 and store.checkpointed_frames > 0
+        assert db.stat().st_size > size_before  # the pages reached the database file
+        with sqlite3.connect(db) as conn:
+            assert len(conn.execute("SELECT id FROM messages").fetchall()) == 600
+
+    run(body, db, checkpoint_interval_s=0.02)
+    store = SqliteStore(str(db))
+    try:
+        writer = store._connect(read_only=False)
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert writer.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        writer.close()
+    finally:
+        store.close()
