@@ -106,7 +106,8 @@ def test_events_served_from_memory_match_the_log_and_fall_back_to_it(tmp_path: P
         for n in range(3, 12):
             await store.append_event("sms.inbound", {"n": n})
         await asyncio.wait_for(core.wait_for_events(11), 5)
-        assert core._recent and core._recent[0]["seq"] == 4  # heard live from seq 4 on
+        # heard live from seq 4 on (or 3: its commit may be announced just after we listen)
+        assert core._recent and core._recent[0]["seq"] in (3, 4)
         from_log = [
             service_module._event_map(e.seq, e.at, e.kind, e.body)
             for e in await store.read_events("c", 0, 100)
