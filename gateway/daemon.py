@@ -11,7 +11,7 @@ Signals: SIGTERM/SIGINT close the API listeners first (no new messages), then st
 Parts still unanswered stay pending in the store and are resent at the next start. SIGHUP
 reloads the carrier profiles: new carriers start, removed ones stop, changed ones restart with
 their queued parts; unchanged ones keep their binds. A bad profile on reload is logged and the
-running set kept.
+running set kept; a changed profile whose link cannot be built keeps its carrier's running link.
 """
 
 from __future__ import annotations
@@ -129,16 +129,24 @@ class Daemon:
             reload = asyncio.create_task(self._reloads.get())
             await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
             if reload.done():
-                await self.reload()
+                try:
+                    await self.reload()
+                except Exception:  # a bug in reloading must not take every carrier down
+                    log.exception("reload failed part way; carriers may be on old profiles")
             else:
                 reload.cancel()
 
     async def reload(self) -> None:
-        """SIGHUP: bring the running links in line with the profiles directory."""
+        """SIGHUP: bring the running links in line with the profiles directory.
+
+        A directory that does not load (any bad profile) changes nothing. A profile that loads
+        but whose link cannot be built (its CA bundle went unreadable since it was read) keeps
+        that carrier's running link, or leaves a new carrier out; the others are reloaded. The
+        new link is built before the old one is stopped, so a refusal costs no binds."""
         assert self.core is not None and self.store is not None
         try:
             fresh = load_carrier_profiles(self.config.carrier_profiles_dir)
-        except ConfigError as exc:
+        except (ConfigError, OSError) as exc:
             log.error("reload refused, carriers unchanged: %s", exc)
             return
         links = self.core.links
@@ -149,14 +157,20 @@ class Daemon:
             old = links.get(name)
             if old is not None and old.profile == profile:
                 continue
+            try:
+                link = CarrierLink(profile, self.store)
+            except Exception as exc:
+                kept = "not added" if old is None else "kept on its running profile"
+                detail = exc if isinstance(exc, ConfigError) else f"{profile.source}: {exc!r}"
+                log.error("reload: carrier %s %s: %s", name, kept, detail)
+                continue
             leftover = [] if old is None else await old.stop(STOP_DEADLINE_S)
-            link = CarrierLink(profile, self.store)
             await link.start()
             if leftover:
                 link.submit(leftover)
             links[name] = link
             log.info("carrier %s %s", name, "added" if old is None else "restarted (changed)")
-        self.profiles = fresh
+        self.profiles = {name: link.profile for name, link in links.items()}
         log.info("reload done: carriers=%s", ",".join(sorted(links)))
 
     async def _shutdown(self) -> None:
@@ -206,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.smpp import codec
 
     log.info("gatewayd %s starting (SMPP codec: %s)", __version__, codec.BACKEND)
-    return run(Daemon(config, profiles).run())
+    try:
+        return run(Daemon(config, profiles).run())
+    except ConfigError as exc:  # a profile's CA bundle went bad between load and link start
+        print(f"gatewayd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 if __name__ == "__main__":

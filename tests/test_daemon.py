@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import socket
 import struct
@@ -24,6 +25,7 @@ from gateway.api.client import SyncGatewayClient
 from gateway.smsc_sim import Account, SimConfig
 from gateway.smsc_sim.thread import SimulatorThread
 from tests.api_fakes import short_tmpdir
+from tests.test_tls_bind import make_cert
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -360,6 +362,69 @@ def test_gatewayctl_send_against_the_daemon(setup: Setup) -> None:
         )
         assert proc.returncode == 0, proc.stderr
         wait_until(lambda: carrier.counters.submit_sm == 1, what="submit at the simulator")
+        assert daemon.stop() == 0
+    finally:
+        cleanup(daemon, carrier)
+
+
+# -- TLS carrier profiles ---------------------------------------------------------------------
+
+
+def tls_sim(tmp: Path) -> tuple[SimulatorThread, Path]:
+    cert, key = make_cert(tmp / "certs", "smsc")
+    config = SimConfig(
+        port=0, accounts=(Account("gwdemo", "demo1234"),), tls_cert=str(cert), tls_key=str(key)
+    )
+    return SimulatorThread(config).start(), cert
+
+
+def add_tls_carrier(setup: Setup, name: str, port: int, tls_ca: str) -> Path:
+    setup.add_carrier(name, port)
+    path = setup.profiles / f"{name}.toml"
+    path.write_text(path.read_text().replace("tls = false", f'tls = true\ntls_ca = "{tls_ca}"'))
+    return path
+
+
+def test_unusable_tls_ca_exits_2_naming_file_and_key(setup: Setup) -> None:
+    path = add_tls_carrier(setup, "alpha", 2775, "missing.pem")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.daemon", "--config", str(setup.config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"gatewayd: {path}: connection.tls_ca: expected "), line
+    assert str(setup.profiles / "missing.pem") in line and "No such file" in line
+
+
+def test_sighup_with_an_unusable_tls_ca_keeps_the_carrier_running(setup: Setup) -> None:
+    carrier, cert = tls_sim(setup.tmp)
+    shutil.copy(cert, setup.profiles / "ca.pem")
+    # relative to the profile's directory, while the daemon runs in another one (ROOT)
+    path = add_tls_carrier(setup, "alpha", carrier.port, "ca.pem")
+    daemon = Daemon(setup)
+    try:
+        daemon.ready()
+        wait_until(lambda: carrier.counters.binds_ok == 1, what="TLS bind")
+        path.write_text(path.read_text().replace('tls_ca = "ca.pem"', 'tls_ca = "nope.pem"'))
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in daemon.log(), what="reload refused")
+        (refusal,) = [line for line in daemon.log().splitlines() if "reload refused" in line]
+        assert f"{path}: connection.tls_ca: expected " in refusal and "nope.pem" in refusal
+        assert daemon.proc.poll() is None
+        with daemon.client() as client:
+            client.send_sms("+447700900006", sender_pool="alpha", text="still bound")
+            assert client.status()["carriers"]["alpha"]["binds_up"] == 1
+        wait_until(lambda: carrier.counters.submit_sm == 1, what="submit on the kept bind")
+        assert carrier.counters.binds_ok == 1 and carrier.counters.connections_closed == 0
+        # fixed: the next SIGHUP restarts the changed carrier as usual
+        text = path.read_text().replace('tls_ca = "nope.pem"', 'tls_ca = "ca.pem"')
+        path.write_text(text.replace("tps = 100", "tps = 50"))
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: carrier.counters.binds_ok == 2, what="alpha rebound")
         assert daemon.stop() == 0
     finally:
         cleanup(daemon, carrier)

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from gateway.carriers.dispatch import Dispatcher
 from gateway.carriers.inbound import InboundHandler
 from gateway.carriers.outbound import OutboundPart
-from gateway.ops.carrier_profile import CarrierProfile, Reconnect
+from gateway.ops.carrier_profile import CarrierProfile, Reconnect, tls_client_context
 from gateway.smpp.constants import CommandStatus as S
 from gateway.smpp.esme import BindError, EsmeConnection
 from gateway.smpp.receipts import MessageIdError, normalise_message_id
@@ -71,7 +71,8 @@ class LinkCounters:
     binds_up: int = 0  # successful binds since start (not the current number)
     bind_failures: int = 0
     bad_credentials: int = 0
-    connect_errors: int = 0
+    connect_errors: int = 0  # TCP/TLS connect failures other than tls_failures
+    tls_failures: int = 0  # the SMSC's certificate failed verification (CA or host name)
     peer_dead: int = 0
     protocol_errors: int = 0
     submitted: int = 0  # PDUs sent, retries included
@@ -158,6 +159,7 @@ class CarrierLink:
         self._timer_at: float | None = None  # in self._clock() time
         self._expiring: asyncio.Task[None] | None = None
         self._bind_error: int | None = None
+        self._tls_error: str | None = None  # the verification failure last logged
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -225,6 +227,12 @@ class CarrierLink:
             self.counters.bind_attempts += 1
             try:
                 conn = await self._connect(bind)
+            except ssl.SSLCertVerificationError as exc:  # an OSError: before that branch
+                self._tls_failed(exc)
+                delay = backoff_delay(failures, self.profile.reconnect, self._rng)
+                failures += 1
+                await self._sleep(delay)
+                continue
             except (OSError, TimeoutError) as exc:
                 self.counters.connect_errors += 1
                 log.warning("%s: connect failed: %r", self.carrier, exc)
@@ -271,6 +279,8 @@ class CarrierLink:
 
         source = p.connection.source_address
         loop = asyncio.get_running_loop()
+        # server_hostname only with TLS (asyncio refuses it without); None: checked against host
+        tls_name = {"server_hostname": p.connection.tls_server_name} if self._ssl else {}
         async with asyncio.timeout(self._connect_timeout):
             _, conn = await loop.create_connection(
                 factory,
@@ -278,12 +288,42 @@ class CarrierLink:
                 p.connection.port,
                 ssl=self._ssl,
                 local_addr=(source, 0) if source else None,
+                **tls_name,
             )
         return conn
+
+    def _tls_failed(self, exc: ssl.SSLCertVerificationError) -> None:
+        """Said once at ERROR when verification starts failing (like bad credentials), then
+        only counted: retrying cannot help until the profile or the carrier's certificate
+        changes, but the carrier may fix its side, so binds keep retrying with backoff."""
+        self.counters.tls_failures += 1
+        reason = exc.verify_message or exc.reason or str(exc)
+        if reason == self._tls_error:
+            return
+        self._tls_error = reason
+        c = self.profile.connection
+        if "mismatch" in reason.lower():  # signed by a trusted CA, but for another name
+            key, detail = "connection.tls_server_name", f"checked: {c.tls_server_name or c.host}"
+        else:
+            key, detail = "connection.tls_ca", f"trusted: {c.tls_ca or 'the system trust store'}"
+        log.error(
+            "%s: the SMSC's TLS certificate failed verification (%s): check %s in %s (%s); "
+            "retrying with backoff",
+            self.carrier,
+            reason,
+            key,
+            self.profile.source or "the carrier profile",
+            detail,
+        )
 
     def _bound(self, bind: _Bind) -> None:
         bind.up = True
         self.counters.binds_up += 1
+        if self._tls_error is not None:
+            log.warning(
+                "%s: TLS certificate verified again after: %s", self.carrier, self._tls_error
+            )
+            self._tls_error = None
         if self._bind_error is not None:
             log.warning("%s: bind up again after %s", self.carrier, _status_name(self._bind_error))
             self._bind_error = None
@@ -311,9 +351,10 @@ class CarrierLink:
         await _wait(self._stop, delay)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self.profile.connection.tls:
-            return None
-        return ssl.create_default_context(cafile=self.profile.connection.tls_ca)
+        # the loader already built one; this raises ConfigError only if the CA file changed
+        # (or went) since the profile was loaded
+        path = self.profile.source or f"carrier profile {self.carrier}"
+        return tls_client_context(self.profile.connection, path)
 
     # -- events --------------------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ file; see carrier_profiles/examples/generic-smpp34.toml for every key explained.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +39,7 @@ Outcome = Literal["ok", "retriable", "permanent", "throttle"]
 DATA_CODINGS = (0, 1, 3, 8)  # the ones gateway.smpp.text can encode
 ID_FORMATS = ("hex", "decimal", "string")  # gateway.smpp.receipts.normalise_message_id
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 S = CommandStatus
 
@@ -77,6 +81,22 @@ def _status_code(value: Any) -> int:
     return value
 
 
+def _server_name(value: Any) -> str:
+    """A DNS name or an IP address, as a certificate names the server: no scheme, port, path,
+    wildcard or trailing dot."""
+    expected = "a DNS name or an IP address (no scheme, port or wildcard)"
+    if not isinstance(value, str) or not 0 < len(value) <= 253 or not value.isascii():
+        raise Invalid(expected)
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not all(_DNS_LABEL.fullmatch(label) for label in value.split(".")):
+        raise Invalid(expected)
+    return value
+
+
 def _segment_method(value: Any) -> SegmentMethod:
     return SegmentMethod(choice(*(m.value for m in SegmentMethod))(value))
 
@@ -89,8 +109,11 @@ class Connection:
     host: str = setting(string(253, empty=False))
     port: int = setting(integer(1, 65535))
     tls: bool = setting(boolean, False)
-    # CA bundle that verifies the SMSC; None: the system's trust store
+    # CA bundle (PEM) that verifies the SMSC; None: the system's trust store. A relative path is
+    # relative to the profile file's directory; the loaded profile holds the resolved path.
     tls_ca: str | None = setting(string(empty=False, ascii=False), None)
+    # the name the SMSC's certificate is checked against; None: host
+    tls_server_name: str | None = setting(_server_name, None)
     source_address: str | None = setting(string(253, empty=False), None)  # local bind address
 
 
@@ -200,9 +223,20 @@ class CarrierProfile:
 
 
 def load_carrier_profile(path: str | Path) -> CarrierProfile:
-    """Load and fully validate one profile; raises ConfigError naming file and key."""
+    """Load and fully validate one profile; raises ConfigError naming file and key.
+
+    A relative ``connection.tls_ca`` is resolved against the file's directory (as gatewayd's
+    own paths are against its config file), and the TLS client context is built once here so
+    that an unusable CA bundle is a config error at load, not a traceback at connect."""
     profile = build(CarrierProfile, path, read_toml(path))
     _check_consistency(path, profile)
+    if profile.connection.tls_ca is not None:
+        base = Path(path).resolve().parent
+        connection = dataclasses.replace(
+            profile.connection, tls_ca=str(base / profile.connection.tls_ca)
+        )
+        profile = dataclasses.replace(profile, connection=connection)
+    tls_client_context(profile.connection, path)
     name = profile.name or Path(path).stem
     if not profile.name:
         try:
@@ -243,8 +277,36 @@ def _check_consistency(path: str | Path, p: CarrierProfile) -> None:
         expected = f"at least reconnect.initial_s ({p.reconnect.initial_s:g})"
         raise ConfigError(path, "reconnect.max_s", expected, p.reconnect.max_s)
     if p.connection.tls_ca is not None and not p.connection.tls:
-        raise ConfigError(path, "connection.tls_ca", "connection.tls = true to be useful", True)
+        expected = "connection.tls = true to be useful"
+        raise ConfigError(path, "connection.tls_ca", expected, p.connection.tls_ca)
+    if p.connection.tls_server_name is not None and not p.connection.tls:
+        expected = "connection.tls = true to be useful"
+        raise ConfigError(
+            path, "connection.tls_server_name", expected, p.connection.tls_server_name
+        )
     _check_disjoint(path, p.errors)
+
+
+def tls_client_context(connection: Connection, path: str | Path) -> ssl.SSLContext | None:
+    """The TLS context a bind connects with (None without ``tls``): certificate and host name
+    verified, against ``tls_ca`` or the system's trust store. An unreadable or unusable CA
+    bundle raises ConfigError(path, "connection.tls_ca", ...) saying what is wrong with it."""
+    if not connection.tls:
+        return None
+    cafile = connection.tls_ca
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except ssl.SSLError as exc:  # before OSError: SSLError is one
+        if cafile is None:
+            raise
+        reason = exc.reason or exc.strerror or str(exc)
+        expected = f"a PEM file of CA certificates (OpenSSL found none usable: {reason})"
+        raise ConfigError(path, "connection.tls_ca", expected, cafile) from None
+    except OSError as exc:
+        if cafile is None:
+            raise
+        expected = f"a readable PEM file of CA certificates ({exc.strerror or exc})"
+        raise ConfigError(path, "connection.tls_ca", expected, cafile) from None
 
 
 def _check_disjoint(path: str | Path, errors: Errors) -> None:
@@ -283,4 +345,5 @@ __all__ = [
     "classify_status",
     "load_carrier_profile",
     "load_carrier_profiles",
+    "tls_client_context",
 ]
