@@ -166,9 +166,16 @@ class Daemon:
                 continue
             leftover = [] if old is None else await old.stop(STOP_DEADLINE_S)
             await link.start()
+            links[name] = link  # before take_over: it rebuilds parts with this link's profile
             if leftover:
-                link.submit(leftover)
-            links[name] = link
+                rebuilt, kept = await self.core.take_over(link, leftover)
+                log.info(
+                    "carrier %s: %d queued parts rebuilt with the new profile, %d of partly sent"
+                    " messages kept as built",
+                    name,
+                    rebuilt,
+                    kept,
+                )
             log.info("carrier %s %s", name, "added" if old is None else "restarted (changed)")
         self.profiles = {name: link.profile for name, link in links.items()}
         log.info("reload done: carriers=%s", ",".join(sorted(links)))

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -191,6 +192,28 @@ class GatewayCore:
             )
         return resent
 
+    async def take_over(self, link: CarrierLink, leftover: list[OutboundPart]) -> tuple[int, int]:
+        """Queue on ``link`` (a carrier's new link after its profile changed) the parts its old
+        link handed back. A message none of whose parts is missing from ``leftover`` is built
+        again with the new profile; one already partly sent keeps its old parts, so that its
+        segments stay consistent. Returns (parts rebuilt, parts kept as they were)."""
+        by_message: dict[str, list[OutboundPart]] = {}
+        for part in leftover:
+            by_message.setdefault(part.message_id, []).append(part)
+        rebuilt = kept = 0
+        for message_id, parts in by_message.items():
+            record = await self.store.get_message(message_id)
+            fresh = None
+            if record is not None and len(parts) == record.parts_total:
+                fresh = self._rebuild(record)
+            if fresh is None:
+                kept += len(parts)
+                _hand_over(link, sorted(parts, key=lambda p: p.part_no))
+            else:
+                rebuilt += len(fresh)
+                _hand_over(link, fresh)
+        return rebuilt, kept
+
     async def _expire_if_due(self, record: MessageRecord) -> bool:
         expires_at = record.expires_at()
         now = time.time()
@@ -207,6 +230,9 @@ class GatewayCore:
         return True
 
     def _rebuild(self, record: MessageRecord) -> list[OutboundPart] | None:
+        """The message's parts built again (same text, reference and part count) with its
+        carrier's current profile; the validity on the PDUs is what is left of the client's
+        (SMPP's relative validity counts from the SMSC's receipt, not from our acceptance)."""
         link = self.links.get(record.carrier or "")
         if link is None or record.concat_ref is None:
             log.error(
@@ -216,6 +242,8 @@ class GatewayCore:
             )
             return None
         profile = link.profile
+        expires_at = record.expires_at()
+        validity_s = None if expires_at is None else max(1, math.ceil(expires_at - time.time()))
         try:
             if record.text is not None:
                 encoded = encode_text(record.text, [record.data_coding], profile.submit.packed)
@@ -227,7 +255,7 @@ class GatewayCore:
                 record.dest_addr,
                 record.concat_ref,
                 record.source_addr,
-                record.validity_s,
+                validity_s,
                 record.priority or 0,
             )
         except (ValueError, ApiError) as exc:  # the profile changed under the stored message

@@ -139,3 +139,44 @@ def test_events_served_from_memory_match_the_log_and_fall_back_to_it(tmp_path: P
         await store.aclose()
 
     run(body)
+
+
+def test_take_over_rebuilds_unsent_messages_with_the_new_profile(tmp_path: Path) -> None:
+    """SIGHUP changed a carrier's profile: the old link's queued parts go to the new link,
+    built again with the new profile, except a message already partly sent, whose remaining
+    parts keep the old build (its segments must stay consistent). Validity on rebuilt parts is
+    what is left of the client's."""
+    import dataclasses
+
+    old_profile = make_profile(tmp_path, closed_port())  # never binds: everything stays queued
+    new_submit = dataclasses.replace(old_profile.submit, registered_delivery=0, dest_ton=2)
+    new_profile = dataclasses.replace(old_profile, submit=new_submit)
+
+    async def body() -> None:
+        store = SqliteStore(str(tmp_path / "gw.db"))
+        old = CarrierLink(old_profile, store)
+        core = GatewayCore(store, {"sim": old}, Limits())
+        whole = await core.send_sms(send(validity=600), "uid:1")
+        long = await core.send_sms(send(text="ő" * 200), "uid:1")  # 3 parts
+        leftover = old.dispatcher.drain()
+        # part 1 of the long message went out under the old profile: only 2 and 3 come back
+        leftover = [p for p in leftover if (p.message_id, p.part_no) != (long["message_id"], 1)]
+        assert all(p.pdu.registered_delivery == 1 for p in leftover)
+        new = CarrierLink(new_profile, store)
+        core.links["sim"] = new
+        assert await core.take_over(new, leftover) == (1, 2)
+        queued = new.dispatcher.drain()
+        assert [(p.message_id, p.part_no) for p in queued] == [
+            (whole["message_id"], 1),
+            (long["message_id"], 2),
+            (long["message_id"], 3),
+        ]
+        rebuilt, *kept = queued
+        assert (rebuilt.pdu.registered_delivery, rebuilt.pdu.dest_addr_ton) == (0, 2)
+        assert 0 < int(rebuilt.pdu.validity_period[8:10]) * 60 + int(
+            rebuilt.pdu.validity_period[10:12]
+        ) <= 600  # relative "YYMMDDhhmmss000R": minutes and seconds left of 600 s
+        assert all(p.pdu.registered_delivery == 1 for p in kept)
+        await store.aclose()
+
+    run(body)
