@@ -552,28 +552,65 @@ def test_events_heard_live_equal_the_events_read_back(db: Path) -> None:
 
 
 def test_checkpoints_run_beside_the_writer(db: Path) -> None:
-    """The writer never checkpoints (a COMMIT crossing the WAL threshold would copy and fsync
-    while jobs wait); the checkpointer thread copies the WAL into the database file."""
+    """The checkpointer thread copies the WAL into the database file beside the writer, whose
+    own checkpoints (a COMMIT crossing the threshold copies and syncs while jobs wait) come
+    only every WAL_RESTART_FRAMES, not SQLite's default 1,000."""
 
     async def body(store: SqliteStore) -> None:
         size_before = db.stat().st_size
         for n in range(0, 600, 50):
             await asyncio.gather(*(store.accept(msg(n + k)) for k in range(50)))
         for _ in range(300):
-            if store.checkpointed_frames > 0:
+            if store.checkpoints > 0:
                 break
             await asyncio.sleep(0.01)
-        assert store.checkpoints >= 1 and store.checkpointed_frames > 0
+        assert store.checkpoints >= 1 and store.wal_frames > 0
         assert db.stat().st_size > size_before  # the pages reached the database file
         with sqlite3.connect(db) as conn:
             assert len(conn.execute("SELECT id FROM messages").fetchall()) == 600
 
     run(body, db, checkpoint_interval_s=0.02)
+    from gateway.store.sqlite_store import WAL_RESTART_FRAMES
+
+    assert WAL_RESTART_FRAMES > 1000
     store = SqliteStore(str(db))
     try:
         writer = store._connect(read_only=False)
-        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_RESTART_FRAMES
         assert writer.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         writer.close()
     finally:
         store.close()
+
+
+def test_the_wal_starts_over_under_a_steady_stream_of_writes(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PASSIVE checkpoints alone never let a busy WAL start over; past the restart threshold
+    the writer's own checkpoint does, and the file is cut back to the size limit."""
+    from gateway.store import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_FRAMES", 50)
+    monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 256 * 1024)
+    wal = Path(f"{db}-wal")
+
+    async def body(store: SqliteStore) -> int:
+        largest = 0
+
+        async def watch() -> None:
+            nonlocal largest
+            while True:
+                largest = max(largest, wal.stat().st_size)
+                await asyncio.sleep(0.002)
+
+        watcher = asyncio.ensure_future(watch())
+        for n in range(0, 12000, 2000):  # queued at once: the writer is never idle
+            await asyncio.gather(*(store.accept(msg(n + k)) for k in range(2000)))
+        watcher.cancel()
+        return largest
+
+    largest = run(body, db, checkpoint_interval_s=0.01)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 12000
+    assert db.stat().st_size > 4 * 256 * 1024  # far more went through the WAL than it holds
+    assert largest < 3 * 1024 * 1024, largest

@@ -49,6 +49,8 @@ from gateway.store.ids import new_message_id
 from gateway.store.schema import migrate
 
 T = TypeVar("T")
+WAL_RESTART_FRAMES = 4096  # about 16 MiB of 4 KiB pages: then the writer makes it start over
+WAL_SIZE_LIMIT = 32 * 1024 * 1024  # a WAL that grew past this is cut back when it restarts
 log = logging.getLogger(__name__)
 Job = Callable[[sqlite3.Connection], Any]
 EventListener = Callable[[int, "list[Event]"], None]
@@ -278,9 +280,10 @@ class SqliteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-read")
-        #: WAL checkpoints done by the checkpointer, and frames they copied (tests, status)
+        #: the checkpointer's checkpoints that copied something, and the WAL's length in frames
+        #: at the last one (tests, status)
         self.checkpoints = 0
-        self.checkpointed_frames = 0
+        self.wal_frames = 0
         self._checkpoint_interval = checkpoint_interval_s
         self._stop_checkpoints = threading.Event()
         self._checkpointer = threading.Thread(
@@ -304,15 +307,19 @@ class SqliteStore:
                 raise StoreError(f"cannot put {self.path} in WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys=ON")
-            # The checkpointer thread copies the WAL into the database; left to the writer, the
-            # COMMIT that crosses 1,000 pages would do it (and its fsync) while jobs wait.
-            conn.execute("PRAGMA wal_autocheckpoint=0")
+            # The checkpointer thread copies the WAL into the database as it grows. The WAL only
+            # starts over when a write transaction begins with every frame copied, which a
+            # steady stream of writes never allows; so past WAL_RESTART_FRAMES the writer's own
+            # COMMIT checkpoints too (copying only what the checkpointer has not, plus a sync),
+            # and its next transaction reuses the WAL from the start, cut back to the limit.
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_RESTART_FRAMES}")
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         return conn
 
     def _checkpointer_main(self) -> None:
-        """PASSIVE checkpoints on an interval, from a connection of their own: they never
-        block the writer or the readers (a checkpoint only copies what no reader still needs;
-        the next ones copy the rest)."""
+        """PASSIVE checkpoints on an interval, from a connection of their own: they never block
+        the writer or the readers (each copies what no reader still needs; the next ones copy
+        the rest), and they leave the writer's own checkpoints little to copy."""
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
@@ -323,13 +330,13 @@ class SqliteStore:
             while not self._stop_checkpoints.wait(self._checkpoint_interval):
                 try:
                     row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    _busy, frames, copied = row
                 except sqlite3.Error as exc:  # e.g. the disk: say so, try again next interval
                     log.warning("store checkpoint failed: %s", exc)
                     continue
+                _busy, frames, copied = row
                 if frames > 0 and copied > 0:
                     self.checkpoints += 1
-                    self.checkpointed_frames += copied
+                    self.wal_frames = frames  # frames in the WAL at the last checkpoint
         finally:
             conn.close()
 
