@@ -63,6 +63,9 @@ class GatewayCore:
         self.accepted = 0
         self.duplicates = 0
         self.resent_after_restart = 0
+        # resent parts that had been submitted without a recorded response: the carrier may
+        # have them already (at-least-once), so at most this many duplicates
+        self.possible_duplicates_after_restart = 0
         self.resend_failures = 0
         self.expired_before_send = 0  # at start-up; the links count their own
         self.housekeeping = Housekeeping()
@@ -164,6 +167,7 @@ class GatewayCore:
         """Hand every part the store lists as unsent or unanswered to its carrier again."""
         pending = await self.store.pending_after_restart()
         by_message: dict[str, list[int]] = {}
+        submitted = {(p.message_id, p.part_no) for p in pending if p.state == "submitted"}
         for part in pending:
             by_message.setdefault(part.message_id, []).append(part.part_no)
         resent = 0
@@ -180,6 +184,9 @@ class GatewayCore:
             todo = [p for p in parts if p.part_no in wanted]
             _hand_over(link, todo)
             resent += len(todo)
+            self.possible_duplicates_after_restart += sum(
+                (p.message_id, p.part_no) in submitted for p in todo
+            )
         self.resent_after_restart += resent
         if by_message:
             log.info(
@@ -351,6 +358,7 @@ class GatewayCore:
                 "accepted": self.accepted,
                 "duplicates": self.duplicates,
                 "resent_after_restart": self.resent_after_restart,
+                "possible_duplicates_after_restart": self.possible_duplicates_after_restart,
                 "resend_failures": self.resend_failures,
                 "expired_before_send": self.expired_before_send
                 + sum(lk.counters.expired for lk in self.links.values()),

@@ -215,9 +215,13 @@ def test_crash_and_restart_resends_every_accepted_message(setup: Setup) -> None:
 
         wait_until(lambda: accepted <= texts(), what="every accepted message at the simulator")
         with daemon.client() as client:
-            resent = client.status()["messages"]["resent_after_restart"]
+            messages = client.status()["messages"]
+        # Only parts submitted without a recorded response may reach the carrier twice: one
+        # transceiver bind with a window of 10 in flight, plus responses the crash caught on
+        # their way to the store.
         duplicates = carrier.counters.submit_sm - len(texts())
-        assert 0 <= duplicates <= resent
+        possible = messages["possible_duplicates_after_restart"]
+        assert 0 <= duplicates <= possible <= messages["resent_after_restart"]
         assert daemon.stop() == 0
     finally:
         cleanup(daemon, carrier)
