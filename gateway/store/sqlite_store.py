@@ -51,6 +51,9 @@ from gateway.store.schema import migrate
 T = TypeVar("T")
 WAL_RESTART_FRAMES = 4096  # about 16 MiB of 4 KiB pages: then the writer makes it start over
 WAL_SIZE_LIMIT = 32 * 1024 * 1024  # a WAL that grew past this is cut back when it restarts
+# Page caches bound the store's memory: the writer keeps SQLite's default (2,000 KiB, the tails
+# of its tables); readers and the checkpointer read little and keep 512 KiB each.
+READER_CACHE_KIB = 512
 log = logging.getLogger(__name__)
 Job = Callable[[sqlite3.Connection], Any]
 EventListener = Callable[[int, "list[Event]"], None]
@@ -301,6 +304,7 @@ class SqliteStore:
         conn.execute("PRAGMA busy_timeout=5000")
         if read_only:
             conn.execute("PRAGMA query_only=1")
+            conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
         else:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -323,6 +327,7 @@ class SqliteStore:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
         except sqlite3.Error as exc:
             log.error("store checkpointer cannot open %s: %s", self.path, exc)
             return
