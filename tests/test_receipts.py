@@ -215,3 +215,30 @@ def test_receipt_dates_read_as_strptime_would(value: str) -> None:
     except ValueError:
         expected = None
     assert _date(value) == expected
+
+
+_TOKEN = st.text(alphabet="0123456789abcdefABCDEF:_-x é", max_size=12)
+
+
+@st.composite
+def _receipt_texts(draw: st.DrawFn) -> str:
+    values = [draw(_TOKEN) for _ in range(7)]
+    keys = ["id:", " sub:", " dlvrd:", " submit date:", " done date:", " stat:", " err:"]
+    text = "".join(k + v for k, v in zip(keys, values, strict=True))
+    tail = draw(st.sampled_from(["", " text:", " Text:", " TEXT:", " text: ", "text:"]))
+    if tail:
+        text += tail + draw(st.text(max_size=30))
+    if draw(st.booleans()):  # and now and then something a carrier might do to it
+        cut = draw(st.integers(0, len(text)))
+        text = text[:cut] + draw(st.sampled_from(["", " ", "  ", "\n", "stat:", "id:", "_"])) + (
+            text[cut:]
+        )
+    return text
+
+
+@settings(max_examples=2000)
+@given(_receipt_texts())
+def test_the_canonical_fast_path_reads_what_the_general_scan_reads(text: str) -> None:
+    from gateway.smpp.receipts import _fields, _scan_fields
+
+    assert _fields(text) == _scan_fields(text)

@@ -105,10 +105,13 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+_ENVELOPE_KEYS = frozenset({"id", "method", "params"})
+
+
 def parse_request(message: dict[str, Any]) -> Request:
     """The envelope {"id", "method", "params"?}; E_BAD_FRAME if it is not one."""
-    unknown = sorted(str(k) for k in message if k not in ("id", "method", "params"))
-    if unknown:
+    if not message.keys() <= _ENVELOPE_KEYS:
+        unknown = sorted(str(k) for k in message if k not in _ENVELOPE_KEYS)
         raise ApiError(ErrorCode.E_BAD_FRAME, f"unknown request key: {unknown[0]}")
     rid = message.get("id")
     if not request_id_ok(rid):
@@ -162,6 +165,8 @@ class _Params:
         return value
 
     def done(self) -> None:
+        if self.params.keys() <= self.seen:
+            return
         unknown = sorted(str(k) for k in self.params if k not in self.seen)
         if unknown:
             raise ApiError(ErrorCode.E_BAD_PARAMS, f"{unknown[0]}: unknown parameter")

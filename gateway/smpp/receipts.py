@@ -127,8 +127,30 @@ def parse_receipt(short_message: bytes | str, tlvs: Mapping[int, object] | None 
     )
 
 
+# The layout of Appendix B exactly as most SMSCs write it: read in one match. Anything else
+# (other case, spacing, order, missing keys) goes to the general scan, which gives the same
+# fields for this layout (tests/test_receipts.py checks the two agree).
+_CANONICAL = re.compile(
+    r"id:(\S+) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) stat:(\S*) err:(\S*)"
+    r"(?: [Tt]ext:(.*))?",
+    re.DOTALL,
+)
+_CANONICAL_KEYS = ("id", "sub", "dlvrd", "submitdate", "donedate", "stat", "err")
+
+
 def _fields(text: str) -> dict[str, str]:
     """Values by key (lower case, spaces and underscores removed); the first occurrence wins."""
+    canonical = _CANONICAL.fullmatch(text)
+    if canonical is not None and ":" not in "".join(canonical.groups("")[:7]):
+        values = canonical.groups()
+        fields = {k: v for k, v in zip(_CANONICAL_KEYS, values, strict=False) if v}
+        if values[7] is not None:
+            fields["text"] = values[7].strip()
+        return fields
+    return _scan_fields(text)
+
+
+def _scan_fields(text: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     matches = list(_KEYS.finditer(text))
     for index, match in enumerate(matches):
