@@ -51,8 +51,9 @@ from gateway.store.schema import migrate
 T = TypeVar("T")
 WAL_RESTART_FRAMES = 4096  # about 16 MiB of 4 KiB pages: then the writer makes it start over
 WAL_SIZE_LIMIT = 32 * 1024 * 1024  # a WAL that grew past this is cut back when it restarts
-# Page caches bound the store's memory: the writer keeps SQLite's default (2,000 KiB, the tails
-# of its tables); readers and the checkpointer read little and keep 512 KiB each.
+# Page caches bound the store's memory: the writer's holds the tails of its tables (what it
+# writes next), readers and the checkpointer read little.
+WRITER_CACHE_KIB = 1024
 READER_CACHE_KIB = 512
 log = logging.getLogger(__name__)
 Job = Callable[[sqlite3.Connection], Any]
@@ -318,6 +319,7 @@ class SqliteStore:
             # and its next transaction reuses the WAL from the start, cut back to the limit.
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_RESTART_FRAMES}")
             conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         return conn
 
     def _checkpointer_main(self) -> None:
