@@ -5,7 +5,7 @@ The protocol logic is ``core.SmscCore`` (no I/O); ``SmscSimulator`` runs it on a
 """
 
 from .config import Account, ConfigError, SimConfig, build_config, load_config
-from .core import BindMode, SmscCore
+from .core import BindMode, BindRecord, SmscCore
 from .counters import Counters
 from .server import SmscSimulator
 from .thread import SimulatorThread
@@ -13,6 +13,7 @@ from .thread import SimulatorThread
 __all__ = [
     "Account",
     "BindMode",
+    "BindRecord",
     "ConfigError",
     "Counters",
     "SimConfig",

@@ -59,6 +59,7 @@ from .messages import build_mo, build_receipt, message_preview
 from .outbound import MO, RECEIPT, Delivery, DeliveryQueue
 
 MESSAGE_MEMORY = 100_000  # messages remembered for query_sm / cancel_sm / replace_sm
+BIND_MEMORY = 1000  # accepted binds remembered for inspection (the latest)
 _MAX_SEQUENCE = 0x7FFFFFFF
 
 
@@ -93,12 +94,25 @@ class Close:
 
 Action = Send | Close
 Address = tuple[int, int, str]  # ton, npi, address
+Peer = tuple[str, int]  # the ESME's host and port, as the adapter saw them
+
+
+@dataclass(frozen=True, slots=True)
+class BindRecord:
+    """An accepted bind: its connection, account and mode, and where it came from (``peer``
+    is None when the adapter did not say)."""
+
+    conn_id: int
+    system_id: str
+    mode: BindMode
+    peer: Peer | None
 
 
 @dataclass(slots=True, eq=False)
 class _Connection:
     conn_id: int
     decoder: FrameDecoder
+    peer: Peer | None = None
     mode: BindMode | None = None
     system_id: str = ""
     closing: bool = False
@@ -145,6 +159,7 @@ class SmscCore:
         )
         self.counters = Counters()
         self.submitted: deque[Pdu] = deque(maxlen=config.keep_submitted)
+        self.binds: deque[BindRecord] = deque(maxlen=BIND_MEMORY)
         self._wall = wall_clock
         self._drop_rng = random.Random(f"{self.seed}:drop")
         self._fate_rng = random.Random(f"{self.seed}:fate")
@@ -175,10 +190,11 @@ class SmscCore:
 
     # -- events from the adapter -------------------------------------------------------------
 
-    def open(self, now: float) -> int:
+    def open(self, now: float, peer: Peer | None = None) -> int:
+        """A new connection; ``peer`` is the ESME's (host, port), recorded with its binds."""
         conn_id = next(self._conn_ids)
         self._connections[conn_id] = _Connection(
-            conn_id, FrameDecoder(self.config.max_command_length), last_send_at=now
+            conn_id, FrameDecoder(self.config.max_command_length), peer, last_send_at=now
         )
         self.counters.connections_opened += 1
         return conn_id
@@ -355,6 +371,7 @@ class SmscCore:
         self.counters.binds_ok += 1
         conn.mode = _BIND_MODES[CommandId(pdu.command_id)]
         conn.system_id = system_id
+        self.binds.append(BindRecord(conn.conn_id, system_id, conn.mode, conn.peer))
         if conn.mode in _CAN_RECEIVE:
             self._receivers[system_id].append(conn.conn_id)
         if system_id not in self._buckets:

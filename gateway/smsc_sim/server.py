@@ -23,7 +23,7 @@ from gateway.smpp.pdu import DeliverSm, Pdu
 from gateway.smpp.text import DEFAULT_ALLOWED
 
 from .config import SimConfig, tls_context
-from .core import Action, Close, Send, SmscCore
+from .core import Action, BindRecord, Close, Peer, Send, SmscCore
 from .counters import Counters
 
 
@@ -37,7 +37,7 @@ class _Link(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
-        self.conn_id = self._sim._opened(self)
+        self.conn_id = self._sim._opened(self, _peer(transport.get_extra_info("peername")))
 
     def data_received(self, data: bytes) -> None:
         self._sim._received(self.conn_id, data)
@@ -146,6 +146,12 @@ class SmscSimulator:
         return self.core.submitted
 
     @property
+    def binds(self) -> deque[BindRecord]:
+        """The binds accepted, the latest ``core.BIND_MEMORY`` of them, each with the ESME's
+        (host, port) as this end of its connection saw it."""
+        return self.core.binds
+
+    @property
     def seed(self) -> int:
         return self.core.seed
 
@@ -193,8 +199,8 @@ class SmscSimulator:
         assert self._loop is not None
         return self._loop.time()
 
-    def _opened(self, link: _Link) -> int:
-        conn_id = self.core.open(self._now())
+    def _opened(self, link: _Link, peer: Peer | None) -> int:
+        conn_id = self.core.open(self._now(), peer)
         self._links[conn_id] = link
         self._pump()
         return conn_id
@@ -267,3 +273,10 @@ class SmscSimulator:
                 link.transport.abort()
             else:
                 link.transport.close()
+
+
+def _peer(peername: Any) -> Peer | None:
+    """(host, port) of a TCP peer name (IPv6 ones have two more fields); None otherwise."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        return (str(peername[0]), int(peername[1]))
+    return None

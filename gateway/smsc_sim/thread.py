@@ -13,6 +13,7 @@ from gateway.ops.runner import run
 from gateway.smpp.pdu import DeliverSm
 
 from .config import SimConfig
+from .core import BindRecord
 from .counters import Counters
 from .server import SmscSimulator
 
@@ -71,6 +72,10 @@ class SimulatorThread:
     def submitted(self) -> list[Any]:
         return self.call(self._snapshot)
 
+    @property
+    def binds(self) -> list[BindRecord]:
+        return self.call(self._binds)
+
     def call(self, coroutine: Callable[[], Coroutine[Any, Any, T]], timeout: float = 10.0) -> T:
         """Run coroutine() on the simulator's loop and return its result."""
         assert self._loop is not None
@@ -85,6 +90,9 @@ class SimulatorThread:
 
     async def _snapshot(self) -> list[Any]:
         return list(self.sim.submitted)
+
+    async def _binds(self) -> list[BindRecord]:
+        return list(self.sim.binds)
 
     def _run(self) -> None:
         try:
