@@ -110,23 +110,16 @@ class GatewayCore:
             validity_s=req.validity_s,
             priority=req.priority,
         )
-        try:
-            stored = self.store.accept(msg, now=now)
-        except StoreBusy as exc:
-            raise ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {exc}") from exc
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         expires = None if req.validity_s is None else now + req.validity_s
 
-        def committed(future: asyncio.Future[tuple[str, bool]]) -> None:
+        def committed(error: BaseException | None, result: tuple[str, bool]) -> None:
             if reply.done():
                 return
-            if future.cancelled():
-                reply.cancel()
+            if error is not None:
+                reply.set_exception(error)
                 return
-            if (exc := future.exception()) is not None:
-                reply.set_exception(exc)
-                return
-            message_id, created = future.result()
+            message_id, created = result
             if not created:
                 self.duplicates += 1
                 reply.set_result({"message_id": message_id, "duplicate": True})
@@ -142,7 +135,10 @@ class GatewayCore:
                 }
             )
 
-        stored.add_done_callback(committed)
+        try:
+            self.store.accept(msg, now=now, then=committed)
+        except StoreBusy as exc:
+            raise ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {exc}") from exc
         return reply
 
     def _pick(self, req: SendRequest) -> CarrierLink:

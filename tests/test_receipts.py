@@ -230,8 +230,10 @@ def _receipt_texts(draw: st.DrawFn) -> str:
         text += tail + draw(st.text(max_size=30))
     if draw(st.booleans()):  # and now and then something a carrier might do to it
         cut = draw(st.integers(0, len(text)))
-        text = text[:cut] + draw(st.sampled_from(["", " ", "  ", "\n", "stat:", "id:", "_"])) + (
-            text[cut:]
+        text = (
+            text[:cut]
+            + draw(st.sampled_from(["", " ", "  ", "\n", "stat:", "id:", "_"]))
+            + (text[cut:])
         )
     return text
 

@@ -173,9 +173,11 @@ def test_take_over_rebuilds_unsent_messages_with_the_new_profile(tmp_path: Path)
         ]
         rebuilt, *kept = queued
         assert (rebuilt.pdu.registered_delivery, rebuilt.pdu.dest_addr_ton) == (0, 2)
-        assert 0 < int(rebuilt.pdu.validity_period[8:10]) * 60 + int(
-            rebuilt.pdu.validity_period[10:12]
-        ) <= 600  # relative "YYMMDDhhmmss000R": minutes and seconds left of 600 s
+        assert (
+            0
+            < int(rebuilt.pdu.validity_period[8:10]) * 60 + int(rebuilt.pdu.validity_period[10:12])
+            <= 600
+        )  # relative "YYMMDDhhmmss000R": minutes and seconds left of 600 s
         assert all(p.pdu.registered_delivery == 1 for p in kept)
         await store.aclose()
 

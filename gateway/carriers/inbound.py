@@ -130,34 +130,31 @@ class InboundHandler:
             conn.ack(pdu)
             done.set_result(None)
             return done
+
+        def stored_then_ack(error: BaseException | None, match: Any) -> None:
+            if error is not None:
+                self._not_stored(error)
+            else:
+                self.receipts += 1
+                if match is None:
+                    self.receipts_unmatched += 1
+                conn.ack(pdu)
+            if not done.done():
+                done.set_result(None)
+
         try:
-            stored = self._store.record_receipt(
+            self._store.record_receipt(
                 self.carrier,
                 norm,
                 receipt.state.value,
                 receipt.error_code,
                 {"stat": receipt.stat_text, "carrier_message_id_raw": receipt.message_id},
                 ttl_s=self._unmatched_ttl_s,
+                then=stored_then_ack,
             )
         except StoreError as exc:
             self._not_stored(exc)
             done.set_result(None)
-            return done
-
-        def stored_then_ack(future: asyncio.Future[Any]) -> None:
-            if future.cancelled():
-                self._not_stored(StoreError("the write was cancelled"))
-            elif (error := future.exception()) is not None:
-                self._not_stored(error)
-            else:
-                self.receipts += 1
-                if future.result() is None:
-                    self.receipts_unmatched += 1
-                conn.ack(pdu)
-            if not done.done():
-                done.set_result(None)
-
-        stored.add_done_callback(stored_then_ack)
         return done
 
     def _not_stored(self, exc: BaseException) -> None:

@@ -152,7 +152,10 @@ class CarrierLink:
         self._ssl = self._ssl_context()
         self._stop = asyncio.Event()
         self._stopping = False
-        self._writes: set[asyncio.Future[Any]] = set()  # store writes and MO handling
+        self._writes: set[asyncio.Future[Any]] = set()  # MO handling in progress
+        self._store_writes = 0  # store writes not yet committed
+        self._writes_idle = asyncio.Event()
+        self._writes_idle.set()
         # dispatch runs as a loop callback: kicked by events, or by one timer for deadlines
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
@@ -217,6 +220,7 @@ class CarrierLink:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._writes_idle.wait()  # the store resolves every write, committed or failed
         return self.dispatcher.drain()
 
     # -- binds ---------------------------------------------------------------------------------
@@ -470,22 +474,25 @@ class CarrierLink:
             norm,
         )
 
-    def _write(self, write: Callable[..., asyncio.Future[Any]], *args: Any) -> None:
-        # The store queues a write at the call, so writes are applied in event order.
+    def _write(self, write: Callable[..., Any], *args: Any) -> None:
+        # The store queues a write at the call, so writes are applied in event order; `then`
+        # is called on this loop once it is committed (or failed).
         try:
-            future = write(*args)
+            write(*args, then=self._write_done)
         except StoreError as exc:
             self.counters.store_errors += 1
             log.error("%s: store write refused: %r", self.carrier, exc)
             return
-        self._writes.add(future)
-        future.add_done_callback(self._write_done)
+        self._store_writes += 1
+        self._writes_idle.clear()
 
-    def _write_done(self, future: asyncio.Future[Any]) -> None:
-        self._writes.discard(future)
-        if not future.cancelled() and future.exception() is not None:
+    def _write_done(self, error: BaseException | None, _result: Any) -> None:
+        self._store_writes -= 1
+        if self._store_writes == 0:
+            self._writes_idle.set()
+        if error is not None:
             self.counters.store_errors += 1
-            log.error("%s: store write failed: %r", self.carrier, future.exception())
+            log.error("%s: store write failed: %r", self.carrier, error)
 
     # -- dispatch ------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as py_encode_basestring
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from gateway.store.ids import new_message_id
 from gateway.store.schema import migrate
@@ -58,6 +58,10 @@ READER_CACHE_KIB = 512
 log = logging.getLogger(__name__)
 Job = Callable[[sqlite3.Connection], Any]
 EventListener = Callable[[int, "list[Event]"], None]
+#: ``then(error, result)``: called on the caller's loop once the write's batch has committed
+#: (error None) or failed (result None). Cheaper than a future for hot paths: no callback has
+#: to be scheduled on the loop when it completes.
+Then = Callable[[BaseException | None, T], None]
 
 #: part states: pending -> submitted -> carrier_accepted | carrier_rejected -> delivered | failed;
 #: pending | submitted -> expired (validity ran out before it was sent)
@@ -192,12 +196,19 @@ class _WriterConnection(sqlite3.Connection):
 
 
 class _Job:
-    __slots__ = ("fn", "future", "loop")
+    __slots__ = ("fn", "future", "loop", "then")
 
-    def __init__(self, fn: Job, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]):
+    def __init__(
+        self,
+        fn: Job,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any] | None,
+        then: Then[Any] | None = None,
+    ):
         self.fn = fn
         self.loop = loop
         self.future = future
+        self.then = then
 
 
 _second_cache: list[Any] = [None, ""]  # [whole second, its "YYYY-MM-DDTHH:MM:SS" text]
@@ -505,9 +516,19 @@ class SqliteStore:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
                 loop.call_soon_threadsafe(_set_futures, batch)
 
-    def _submit(self, fn: Job, *, admission: bool = False) -> asyncio.Future[Any]:
+    @overload
+    def _submit(
+        self, fn: Job, *, admission: bool = ..., then: None = None
+    ) -> asyncio.Future[Any]: ...
+
+    @overload
+    def _submit(self, fn: Job, *, admission: bool = ..., then: Then[Any]) -> None: ...
+
+    def _submit(
+        self, fn: Job, *, admission: bool = False, then: Then[Any] | None = None
+    ) -> asyncio.Future[Any] | None:
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = loop.create_future() if then is None else None
         limit = self._max_queue if admission else 2 * self._max_queue
         with self._lock:
             if self._closing:
@@ -515,7 +536,7 @@ class SqliteStore:
                 raise StoreClosed("store is closed" + why)
             if len(self._queue) >= limit:
                 raise StoreBusy(f"store writer queue full ({len(self._queue)} waiting)")
-            self._queue.append(_Job(fn, loop, future))
+            self._queue.append(_Job(fn, loop, future, then))
             if self._writer_waiting:
                 self._cond.notify()
         return future
@@ -532,7 +553,23 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ messages
 
-    def accept(self, msg: NewMessage, now: float | None = None) -> asyncio.Future[tuple[str, bool]]:
+    @overload
+    def accept(
+        self, msg: NewMessage, now: float | None = None, *, then: None = None
+    ) -> asyncio.Future[tuple[str, bool]]: ...
+
+    @overload
+    def accept(
+        self, msg: NewMessage, now: float | None = None, *, then: Then[tuple[str, bool]]
+    ) -> None: ...
+
+    def accept(
+        self,
+        msg: NewMessage,
+        now: float | None = None,
+        *,
+        then: Then[tuple[str, bool]] | None = None,
+    ) -> asyncio.Future[tuple[str, bool]] | None:
         """Store a new message and its parts; returns (message_id, created).
 
         With an idempotency key already used by the same client the existing id comes back with
@@ -587,11 +624,39 @@ class SqliteStore:
             )
             return message_id, True
 
-        return self._submit(job, admission=True)
+        return self._submit(job, admission=True, then=then)
+
+    @overload
+    def record_submit(
+        self,
+        message_id: str,
+        part: int,
+        carrier: str,
+        now: float | None = None,
+        *,
+        then: None = None,
+    ) -> asyncio.Future[None]: ...
+
+    @overload
+    def record_submit(
+        self,
+        message_id: str,
+        part: int,
+        carrier: str,
+        now: float | None = None,
+        *,
+        then: Then[None],
+    ) -> None: ...
 
     def record_submit(
-        self, message_id: str, part: int, carrier: str, now: float | None = None
-    ) -> asyncio.Future[None]:
+        self,
+        message_id: str,
+        part: int,
+        carrier: str,
+        now: float | None = None,
+        *,
+        then: Then[None] | None = None,
+    ) -> asyncio.Future[None] | None:
         """A part is about to be (re)sent to `carrier`: state submitted, resp fields cleared."""
 
         def job(conn: sqlite3.Connection) -> None:
@@ -605,7 +670,35 @@ class SqliteStore:
             _require(cur, message_id, part)
             _history(conn, message_id, at, "submitted", {"part": part, "carrier": carrier})
 
-        return self._submit(job)
+        return self._submit(job, then=then)
+
+    @overload
+    def record_submit_resp(
+        self,
+        message_id: str,
+        part: int,
+        carrier: str,
+        status: int,
+        carrier_message_id_raw: str | None,
+        carrier_message_id_norm: str | None,
+        now: float | None = None,
+        *,
+        then: None = None,
+    ) -> asyncio.Future[int]: ...
+
+    @overload
+    def record_submit_resp(
+        self,
+        message_id: str,
+        part: int,
+        carrier: str,
+        status: int,
+        carrier_message_id_raw: str | None,
+        carrier_message_id_norm: str | None,
+        now: float | None = None,
+        *,
+        then: Then[int],
+    ) -> None: ...
 
     def record_submit_resp(
         self,
@@ -616,8 +709,11 @@ class SqliteStore:
         carrier_message_id_raw: str | None,
         carrier_message_id_norm: str | None,
         now: float | None = None,
-    ) -> asyncio.Future[int]:
-        """The carrier's submit_sm_resp for a part (status 0 = accepted).
+        *,
+        then: Then[int] | None = None,
+    ) -> asyncio.Future[int] | None:
+        """The carrier's submit_sm_resp for a part (status 0 = accepted); with ``then``, it is
+        called instead of a future being returned (as for `accept`).
 
         Receipts that arrived before it and wait as unmatched under the same normalised id are
         applied in the same transaction; returns how many.
@@ -663,11 +759,36 @@ class SqliteStore:
                     applied += 1
             return applied
 
-        return self._submit(job)
+        return self._submit(job, then=then)
+
+    @overload
+    def record_expired(
+        self,
+        message_id: str,
+        detail: dict[str, Any],
+        now: float | None = None,
+        *,
+        then: None = None,
+    ) -> asyncio.Future[list[int]]: ...
+
+    @overload
+    def record_expired(
+        self,
+        message_id: str,
+        detail: dict[str, Any],
+        now: float | None = None,
+        *,
+        then: Then[list[int]],
+    ) -> None: ...
 
     def record_expired(
-        self, message_id: str, detail: dict[str, Any], now: float | None = None
-    ) -> asyncio.Future[list[int]]:
+        self,
+        message_id: str,
+        detail: dict[str, Any],
+        now: float | None = None,
+        *,
+        then: Then[list[int]] | None = None,
+    ) -> asyncio.Future[list[int]] | None:
         """The message's validity ran out before its remaining parts could be sent.
 
         Every part still pending or submitted without a response becomes `expired` (never to be
@@ -698,7 +819,35 @@ class SqliteStore:
             _append_event(conn, "expired", event, ts)
             return parts
 
-        return self._submit(job)
+        return self._submit(job, then=then)
+
+    @overload
+    def record_receipt(
+        self,
+        carrier: str,
+        norm_id: str,
+        state: str,
+        err: str | None = None,
+        detail: dict[str, Any] | None = None,
+        now: float | None = None,
+        *,
+        ttl_s: float | None = None,
+        then: None = None,
+    ) -> asyncio.Future[ReceiptMatch | None]: ...
+
+    @overload
+    def record_receipt(
+        self,
+        carrier: str,
+        norm_id: str,
+        state: str,
+        err: str | None = None,
+        detail: dict[str, Any] | None = None,
+        now: float | None = None,
+        *,
+        ttl_s: float | None = None,
+        then: Then[ReceiptMatch | None],
+    ) -> None: ...
 
     def record_receipt(
         self,
@@ -710,8 +859,10 @@ class SqliteStore:
         now: float | None = None,
         *,
         ttl_s: float | None = None,
-    ) -> asyncio.Future[ReceiptMatch | None]:
-        """A delivery receipt for the carrier's normalised message id.
+        then: Then[ReceiptMatch | None] | None = None,
+    ) -> asyncio.Future[ReceiptMatch | None] | None:
+        """A delivery receipt for the carrier's normalised message id (``then``: as for
+        `accept`).
 
         Correlated and applied (part state, history, a "receipt" event) in one transaction; if no
         part carries that id yet it is kept as unmatched (for `ttl_s`, default `unmatched_ttl_s`)
@@ -730,7 +881,7 @@ class SqliteStore:
             _apply_receipt(conn, match.message_id, match.part_no, carrier, norm_id, payload, ts)
             return match
 
-        return self._submit(job)
+        return self._submit(job, then=then)
 
     def _keep_unmatched(
         self,
@@ -996,6 +1147,15 @@ class SqliteStore:
 
 def _set_futures(items: list[tuple[_Job, bool, Any]]) -> None:
     for job, ok, value in items:
+        if job.then is not None:
+            try:
+                job.then(None, value) if ok else job.then(value, None)
+            except Exception as exc:  # the caller's bug: report it, finish the others
+                job.loop.call_exception_handler(
+                    {"message": "store write callback failed", "exception": exc}
+                )
+            continue
+        assert job.future is not None
         if job.future.done():
             continue  # the caller gave up waiting; the write stands
         if ok:
