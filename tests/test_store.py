@@ -614,3 +614,38 @@ def test_the_wal_starts_over_under_a_steady_stream_of_writes(
         assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 12000
     assert db.stat().st_size > 4 * 256 * 1024  # far more went through the WAL than it holds
     assert largest < 3 * 1024 * 1024, largest
+
+
+def test_then_callbacks_get_results_and_errors_and_a_raising_one_spoils_nothing(
+    db: Path,
+) -> None:
+    async def body(store: SqliteStore) -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        got: list[tuple[str, Any]] = []
+        done = asyncio.Event()
+
+        def broken(error: BaseException | None, result: Any) -> None:
+            raise RuntimeError("a caller's bug")
+
+        def record(name: str) -> Any:
+            def then(error: BaseException | None, result: Any) -> None:
+                got.append((name, error if error is not None else result))
+                if len(got) == 3:
+                    done.set()
+
+            return then
+
+        assert store.accept(msg(1), then=record("first")) is None
+        store.accept(msg(2), then=broken)
+        store.record_submit("no-such-message", 1, "c", then=record("unknown"))
+        store.accept(msg(3), then=record("third"))
+        await asyncio.wait_for(done.wait(), 5)
+        by_name = dict(got)
+        assert by_name["first"][1] is True and by_name["third"][1] is True
+        assert isinstance(by_name["unknown"], UnknownPart)
+        assert [c["message"] for c in reported] == ["store write callback failed"]
+        assert await store.get_message(by_name["third"][0]) is not None
+
+    run(body, db, group_commit_ms=20)
