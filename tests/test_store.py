@@ -78,6 +78,7 @@ def test_ids_are_uuid7_strictly_increasing_within_one_millisecond() -> None:
     assert message_id_unix_ms(ids[0]) >= 1_700_000_000_000
     fresh = new_message_id()
     assert len(fresh) == 36 and fresh > ids[-1]
+    assert str(uuid.UUID(fresh)) == fresh and uuid.UUID(fresh).version == 7  # canonical form
     assert abs(message_id_unix_ms(fresh) - time.time() * 1000) < 60_000
     with pytest.raises(ValueError):
         message_id_unix_ms(str(uuid.uuid4()))

@@ -23,6 +23,10 @@ _counter = 0
 
 def uuid7(now_ms: int | None = None) -> uuid.UUID:
     """A new UUIDv7, greater than every one made before by this process."""
+    return uuid.UUID(int=_uuid7_int(now_ms))
+
+
+def _uuid7_int(now_ms: int | None = None) -> int:
     global _last_ms, _counter
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     with _lock:
@@ -36,13 +40,14 @@ def uuid7(now_ms: int | None = None) -> uuid.UUID:
                 _counter = 0
         ms, counter = _last_ms, _counter
     rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
-    return uuid.UUID(int=value)
+    return (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
 
 
 def new_message_id() -> str:
-    """A new message id: a UUIDv7 in its canonical 36-character form."""
-    return str(uuid7())
+    """A new message id: a UUIDv7 in its canonical 36-character form (formatted here rather
+    than through uuid.UUID, which costs several times more; the result is the same)."""
+    h = f"{_uuid7_int():032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def message_id_unix_ms(message_id: str) -> int:

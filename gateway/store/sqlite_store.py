@@ -1248,17 +1248,32 @@ def _apply_receipt(
         "err": err,
         **(payload.get("detail") or {}),
     }
-    _history(conn, message_id, at, "receipt", detail)
-    _append_event(conn, "receipt", {"message_id": message_id, **detail}, ts)
+    detail_json = _json(detail)
+    conn.history.append((message_id, at, "receipt", detail_json))  # type: ignore[attr-defined]
+    body = {"message_id": message_id, **detail}
+    # the event body is the history detail with the message id first: spliced, not encoded again
+    body_json = (
+        None if "message_id" in detail else f'{{"message_id":{_json(message_id)},{detail_json[1:]}'
+    )
+    _append_event(conn, "receipt", body, ts, at=at, body_json=body_json)
 
 
-def _append_event(conn: sqlite3.Connection, kind: str, body: Any, ts: float) -> int:
+def _append_event(
+    conn: sqlite3.Connection,
+    kind: str,
+    body: Any,
+    ts: float,
+    *,
+    at: str | None = None,
+    body_json: str | None = None,
+) -> int:
     """`body` must be JSON-native (str keys; str, int, float, bool, None, list, dict): the
-    listeners get it as is, and it must equal what reading the log back gives."""
-    at = iso_utc(ts)
+    listeners get it as is, and it must equal what reading the log back gives (`body_json`, when
+    the caller has it, must be its encoding)."""
+    at = iso_utc(ts) if at is None else at
     cur = conn.execute(
         "INSERT INTO events (at, at_ts, kind, body) VALUES (?, ?, ?, ?)",
-        (at, ts, kind, _json(body)),
+        (at, ts, kind, _json(body) if body_json is None else body_json),
     )
     seq = int(cur.lastrowid or 0)
     appended = getattr(conn, "appended", None)
