@@ -227,28 +227,27 @@ def test_crash_and_restart_resends_every_accepted_message(setup: Setup) -> None:
         cleanup(daemon, carrier)
 
 
-def test_bad_config_exits_2_naming_file_and_key(setup: Setup) -> None:
-    setup.config.write_text('[limits]\nqueue_max = "many"\n')
-    proc = subprocess.run(
+def run_to_exit(setup: Setup) -> subprocess.CompletedProcess[str]:
+    """gatewayd with the setup's config, expected to exit on its own (a refused config)."""
+    return subprocess.run(
         [sys.executable, "-m", "gateway.daemon", "--config", str(setup.config)],
         capture_output=True,
         text=True,
         timeout=30,
         cwd=ROOT,
     )
+
+
+def test_bad_config_exits_2_naming_file_and_key(setup: Setup) -> None:
+    setup.config.write_text('[limits]\nqueue_max = "many"\n')
+    proc = run_to_exit(setup)
     assert proc.returncode == 2
     assert str(setup.config) in proc.stderr and "limits.queue_max" in proc.stderr
 
 
 def test_bad_carrier_profile_exits_2(setup: Setup) -> None:
     (setup.profiles / "bad.toml").write_text(PROFILE.replace("size = 10", "size = 0"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "gateway.daemon", "--config", str(setup.config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
+    proc = run_to_exit(setup)
     assert proc.returncode == 2
     assert "bad.toml" in proc.stderr and "window.size" in proc.stderr
 
@@ -391,13 +390,7 @@ def add_tls_carrier(setup: Setup, name: str, port: int, tls_ca: str) -> Path:
 
 def test_unusable_tls_ca_exits_2_naming_file_and_key(setup: Setup) -> None:
     path = add_tls_carrier(setup, "alpha", 2775, "missing.pem")
-    proc = subprocess.run(
-        [sys.executable, "-m", "gateway.daemon", "--config", str(setup.config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
+    proc = run_to_exit(setup)
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.splitlines()  # one line, no traceback
     assert line.startswith(f"gatewayd: {path}: connection.tls_ca: expected "), line

@@ -114,8 +114,11 @@ def text_of(value: object) -> str:
 
 
 class RawEsme:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    """A blocking ESME speaking raw PDUs: on a new connection to ``port``, or on ``sock`` (a
+    TLS-wrapped one, say)."""
+
+    def __init__(self, port: int = 0, *, sock: socket.socket | None = None) -> None:
+        self.sock = sock or socket.create_connection(("127.0.0.1", port), timeout=5)
         self.decoder = FrameDecoder()
         self.sequences = itertools.count(1)
 

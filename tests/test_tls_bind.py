@@ -20,7 +20,7 @@ from gateway.carriers.outbound import build_submits, encode_message, outbound_pa
 from gateway.ops.carrier_profile import CarrierProfile, Reconnect, load_carrier_profile
 from gateway.smpp.codec import FrameDecoder, encode_pdu
 from gateway.smpp.constants import CommandStatus as S
-from gateway.smpp.pdu import BindTransceiver, Pdu, SubmitSm
+from gateway.smpp.pdu import BindTransceiver, SubmitSm
 from gateway.smsc_sim import (
     ConfigError,
     SimConfig,
@@ -31,6 +31,7 @@ from gateway.smsc_sim import (
 )
 from gateway.smsc_sim.__main__ import main as cli_main
 from gateway.store.sqlite_store import NewMessage, SqliteStore
+from tests.test_smsc_sim import RawEsme
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,13 +39,16 @@ SYSTEM_ID, PASSWORD = "smppclient1", "password"
 HANG_GUARD = 20.0  # seconds; only there so that a broken build fails instead of hanging
 
 
-def make_cert(directory: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its unencrypted key."""
+def make_cert(
+    directory: Path, name: str, names: str = "IP:127.0.0.1,DNS:localhost"
+) -> tuple[Path, Path]:
+    """A self-signed certificate for ``names`` (its subjectAltName; by default 127.0.0.1 and
+    localhost), and its unencrypted key."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-subj", f"/CN={name}", "-addext", f"subjectAltName={names}",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
@@ -243,26 +247,6 @@ def test_untrusted_smsc_certificate_fails_the_bind_and_is_retried_with_backoff(
 # -- the simulator's TLS port and plain-TCP clients (through the thread helper) -------------
 
 
-class BlockingEsme:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.decoder = FrameDecoder()
-        self.sequence = 0
-
-    def send(self, pdu: Pdu) -> None:
-        self.sequence += 1
-        pdu.sequence_number = self.sequence
-        self.sock.sendall(encode_pdu(pdu))
-
-    def recv(self) -> Pdu:
-        while (pdu := self.decoder.next_pdu()) is None:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("closed by the simulator")
-            self.decoder.feed(data)
-        return pdu
-
-
 def plain_bind_is_refused(port: int) -> bool:
     """A plain-TCP bind_transceiver on the TLS port: True when the simulator closes the
     connection without an SMPP answer."""
@@ -283,10 +267,10 @@ def plain_bind_is_refused(port: int) -> bool:
         return True
 
 
-def tls_bind(port: int, cafile: Path, hostname: str) -> BlockingEsme:
+def tls_bind(port: int, cafile: Path, hostname: str) -> RawEsme:
     context = ssl.create_default_context(cafile=str(cafile))
     raw = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD)
-    esme = BlockingEsme(context.wrap_socket(raw, server_hostname=hostname))
+    esme = RawEsme(sock=context.wrap_socket(raw, server_hostname=hostname))
     esme.send(BindTransceiver(system_id=SYSTEM_ID, password=PASSWORD))
     assert esme.recv().command_status == S.ESME_ROK
     return esme
