@@ -650,3 +650,21 @@ def test_then_callbacks_get_results_and_errors_and_a_raising_one_spoils_nothing(
         assert await store.get_message(by_name["third"][0]) is not None
 
     run(body, db, group_commit_ms=20)
+
+
+def test_the_checkpointer_backs_off_while_nothing_is_written(db: Path) -> None:
+    async def body(store: SqliteStore) -> int:
+        await store.accept(msg(1))
+        await asyncio.sleep(0.6)  # idle: 10 ms, 20, 40 ... not one run every 10 ms
+        idle = store.checkpoint_runs
+        before = store.checkpoints
+        await store.accept(msg(2))  # and what is written after a quiet spell is still copied
+        for _ in range(300):
+            if store.checkpoints > before:
+                break
+            await asyncio.sleep(0.01)
+        assert store.checkpoints > before
+        return idle
+
+    idle_runs = run(body, db, checkpoint_interval_s=0.01)
+    assert idle_runs <= 12  # 60 at a fixed 10 ms

@@ -49,6 +49,7 @@ from gateway.store.ids import new_message_id
 from gateway.store.schema import migrate
 
 T = TypeVar("T")
+CHECKPOINT_IDLE_S = 1.0  # the checkpointer's longest wait while nothing is written
 WAL_RESTART_FRAMES = 4096  # about 16 MiB of 4 KiB pages: then the writer makes it start over
 WAL_SIZE_LIMIT = 32 * 1024 * 1024  # a WAL that grew past this is cut back when it restarts
 # Page caches bound the store's memory: the writer's holds the tails of its tables (what it
@@ -253,7 +254,7 @@ class SqliteStore:
         max_queue: int = 10_000,
         readers: int = 2,
         unmatched_ttl_s: float = 3600.0,
-        checkpoint_interval_s: float = 0.25,
+        checkpoint_interval_s: float = 0.02,
     ) -> None:
         if synchronous not in ("normal", "full"):
             raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
@@ -298,6 +299,7 @@ class SqliteStore:
         #: the checkpointer's checkpoints that copied something, and the WAL's length in frames
         #: at the last one (tests, status)
         self.checkpoints = 0
+        self.checkpoint_runs = 0  # every PRAGMA wal_checkpoint, whether it copied or not
         self.wal_frames = 0
         self._checkpoint_interval = checkpoint_interval_s
         self._stop_checkpoints = threading.Event()
@@ -334,9 +336,14 @@ class SqliteStore:
         return conn
 
     def _checkpointer_main(self) -> None:
-        """PASSIVE checkpoints on an interval, from a connection of their own: they never block
-        the writer or the readers (each copies what no reader still needs; the next ones copy
-        the rest), and they leave the writer's own checkpoints little to copy."""
+        """PASSIVE checkpoints from a connection of their own: they never block the writer or
+        the readers (each copies what no reader still needs; the next ones copy the rest).
+
+        Run often (every `checkpoint_interval_s`, 20 ms by default) while the WAL grows, each
+        has little to copy and usually finishes with every frame copied, so the writer's next
+        transaction starts the WAL over and its own checkpoint (a stall of several ms for the
+        jobs waiting on it) is rarely reached. While nothing is written the interval doubles,
+        up to CHECKPOINT_IDLE_S."""
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
@@ -344,14 +351,20 @@ class SqliteStore:
         except sqlite3.Error as exc:
             log.error("store checkpointer cannot open %s: %s", self.path, exc)
             return
+        wait, last = self._checkpoint_interval, None
         try:
-            while not self._stop_checkpoints.wait(self._checkpoint_interval):
+            while not self._stop_checkpoints.wait(wait):
+                self.checkpoint_runs += 1
                 try:
                     row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:  # e.g. the disk: say so, try again next interval
                     log.warning("store checkpoint failed: %s", exc)
                     continue
                 _busy, frames, copied = row
+                if (frames, copied) == last:  # nothing written since the last one
+                    wait = min(wait * 2, max(CHECKPOINT_IDLE_S, self._checkpoint_interval))
+                    continue
+                wait, last = self._checkpoint_interval, (frames, copied)
                 if frames > 0 and copied > 0:
                     self.checkpoints += 1
                     self.wal_frames = frames  # frames in the WAL at the last checkpoint
