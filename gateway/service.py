@@ -364,6 +364,8 @@ class GatewayCore:
                 "queued": self.store.queued,
                 "commits": self.store.commits,
                 "jobs_committed": self.store.jobs_committed,
+                "checkpoints": self.store.checkpoints,
+                "wal_frames": self.store.wal_frames,
             },
         }
 

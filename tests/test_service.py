@@ -135,6 +135,9 @@ def test_events_served_from_memory_match_the_log_and_fall_back_to_it(tmp_path: P
         assert [e["n"] for e in got] == [13]
         core._on_events(*held[0])
         assert await core.read_events("c", 14, 10) == []
+        store_status = (await core.status())["store"]
+        assert store_status["checkpoints"] == store.checkpoints
+        assert store_status["wal_frames"] == store.wal_frames
         core.close()
         await store.aclose()
 
