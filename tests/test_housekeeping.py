@@ -128,7 +128,8 @@ def test_unmatched_receipt_kept_for_the_carrier_profiles_ttl(tmp_path: Path) -> 
             include_tlvs=False,
         )
         conn = Conn()
-        await link.inbound.handle(conn, receipt)
+        link.inbound.handle(conn, receipt)
+        await link.inbound.wait_idle()
         assert conn.acked == [receipt] and link.inbound.receipts_unmatched == 1
         assert await store.prune_unmatched(now=time.time() + 590) == 0
         assert await store.prune_unmatched(now=time.time() + 610) == 1

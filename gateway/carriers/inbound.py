@@ -109,18 +109,35 @@ class InboundHandler:
         self.mo_incomplete = 0
         self.mo_invalid = 0
         self.store_errors = 0
+        self._in_progress = 0  # deliver_sm taken and not yet stored (or given up on)
+        self._idle = asyncio.Event()
+        self._idle.set()
 
-    def handle(self, conn: Acker, pdu: Any) -> asyncio.Future[None]:
-        """Store what the deliver_sm carries, then ack it. The future resolves once that is
-        done; a deliver_sm the store could not take is left unacked (the carrier redelivers
-        it), counted and logged, never raised."""
+    def handle(self, conn: Acker, pdu: Any) -> None:
+        """Store what the deliver_sm carries, then ack it; `wait_idle()` returns once every
+        deliver_sm handed in is done. One the store could not take is left unacked (the
+        carrier redelivers it), counted and logged, never raised."""
+        self._started()
         if is_receipt(pdu):
-            return self._receipt(conn, pdu)
-        return asyncio.ensure_future(self._mo_guarded(conn, pdu))
+            self._receipt(conn, pdu)
+        else:
+            task = asyncio.ensure_future(self._mo_guarded(conn, pdu))
+            task.add_done_callback(lambda _task: self._finished())
 
-    def _receipt(self, conn: Acker, pdu: Any) -> asyncio.Future[None]:
-        # The hot path: no task, one callback on the store's future.
-        done = asyncio.get_running_loop().create_future()
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def _started(self) -> None:
+        self._in_progress += 1
+        self._idle.clear()
+
+    def _finished(self) -> None:
+        self._in_progress -= 1
+        if self._in_progress == 0:
+            self._idle.set()
+
+    def _receipt(self, conn: Acker, pdu: Any) -> None:
+        # The hot path: no task and no future, one `then` callback on the store write.
         try:
             receipt = parse_receipt(pdu.short_message, pdu.tlvs)
             norm = normalise_message_id(receipt.message_id, self._id_format)
@@ -128,8 +145,8 @@ class InboundHandler:
             self.receipts_invalid += 1
             log.warning("%s: unusable receipt acked and dropped: %s", self.carrier, exc)
             conn.ack(pdu)
-            done.set_result(None)
-            return done
+            self._finished()
+            return
 
         def stored_then_ack(error: BaseException | None, match: Any) -> None:
             if error is not None:
@@ -139,8 +156,7 @@ class InboundHandler:
                 if match is None:
                     self.receipts_unmatched += 1
                 conn.ack(pdu)
-            if not done.done():
-                done.set_result(None)
+            self._finished()
 
         try:
             self._store.record_receipt(
@@ -154,8 +170,7 @@ class InboundHandler:
             )
         except StoreError as exc:
             self._not_stored(exc)
-            done.set_result(None)
-        return done
+            self._finished()
 
     def _not_stored(self, exc: BaseException) -> None:
         # Not acked: the carrier redelivers it later.

@@ -152,7 +152,6 @@ class CarrierLink:
         self._ssl = self._ssl_context()
         self._stop = asyncio.Event()
         self._stopping = False
-        self._writes: set[asyncio.Future[Any]] = set()  # MO handling in progress
         self._store_writes = 0  # store writes not yet committed
         self._writes_idle = asyncio.Event()
         self._writes_idle.set()
@@ -218,8 +217,7 @@ class CarrierLink:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self.inbound.wait_idle()  # deliver_sm taken are stored (or given up on)
         await self._writes_idle.wait()  # the store resolves every write, committed or failed
         return self.dispatcher.drain()
 
@@ -364,10 +362,7 @@ class CarrierLink:
 
     def _on_event(self, bind: _Bind, conn: EsmeConnection, event: Event) -> None:
         if isinstance(event, DeliverReceived):  # the commonest after responses; frees no window
-            handled = self.inbound.handle(conn, event.pdu)
-            if not handled.done():
-                self._writes.add(handled)
-                handled.add_done_callback(self._writes.discard)
+            self.inbound.handle(conn, event.pdu)
             return
         if isinstance(event, SubmitResponse):
             self._on_response(event.ref, event.pdu)
