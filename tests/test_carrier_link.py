@@ -340,3 +340,32 @@ def test_adaptive_rate_halves_then_recovers() -> None:
     for _ in range(10):
         rate.slow_down(20.0)
     assert rate.rate == 100 / 16
+
+
+def test_the_window_keeps_submits_in_flight_while_the_carrier_is_slow(tmp_path: Path) -> None:
+    """TPS = window / response time: with a carrier that answers each submit_sm after 300 ms,
+    each bind has its whole window outstanding before the first answer comes back, instead of
+    one PDU per round trip."""
+
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0, latency_ms=300)) as sim:
+            profile = make_profile(tmp_path, sim.port, mode="transceiver", count=2)
+            window = profile.window.size
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store)
+            await link.start()
+            await link.wait_bound()
+            for n in range(4 * window):
+                await send(link, store, f"message {n}", ref=n)
+            most = 0
+            async with asyncio.timeout(8):
+                while link.counters.accepted == 0:  # until the first answer arrives
+                    most = max(most, link.dispatcher.in_flight)
+                    await asyncio.sleep(0.005)
+            assert most == 2 * window  # both binds' windows full, nothing answered yet
+            await eventually(lambda: _true(link.counters.accepted == 4 * window))
+            assert sim.counters.submit_sm == 4 * window
+            await link.stop(1.0)
+            await store.aclose()
+
+    run(test)
