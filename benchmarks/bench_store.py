@@ -1,6 +1,12 @@
 """Message store benchmark: accepts/s and commits per 10,000 accepts, synchronous=normal vs full.
 
     .venv/bin/python benchmarks/bench_store.py [--accepts N] [--dir DIR] [--group-commit-ms MS]
+    .venv/bin/python benchmarks/bench_store.py --jobs N
+
+--jobs: what one message costs the store, CPU per message: the writer's four jobs (accept,
+submit, resp, receipt) called directly on one connection, N of each, committed every 256 (the
+job code and SQLite alone), beside the same four writes through the store (futures, the writer
+thread, group commit: what the daemon pays). The ratio is the hand-off's share.
 
 Each run opens a fresh database (in a temporary directory under DIR, default benchmarks/, so
 the figures are for the disk the repository is on, not a tmpfs) and has C client coroutines
@@ -23,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
@@ -54,6 +61,92 @@ async def one_run(
     return total / elapsed, commits
 
 
+class _Capture(SqliteStore):
+    """A store whose writes are kept as job functions instead of being queued."""
+
+    captured: list
+
+    def _submit(self, fn, *, admission=False, then=None):  # type: ignore[no-untyped-def,override]
+        self.captured.append(fn)
+
+
+def _message() -> NewMessage:
+    return NewMessage(
+        "bench", "BENCH", "447700900123", b"x" * 120, carrier="sim", text="x" * 120, concat_ref=1
+    )
+
+
+def jobs_direct(path: str, count: int) -> dict[str, float]:
+    """CPU us per job of each kind, the jobs run in this thread on a writer connection."""
+    store = _Capture(path)
+    store.captured = []
+    conn = store._connect(read_only=False)
+    out: dict[str, float] = {}
+    ids: list[str] = []
+    makers = {
+        "accept": lambda n: store.accept(_message()),
+        "submit": lambda n: store.record_submit(ids[n], 1, "sim"),
+        "resp": lambda n: store.record_submit_resp(ids[n], 1, "sim", 0, f"{n:x}", f"{n:x}"),
+        "receipt": lambda n: store.record_receipt(
+            "sim", f"{n:x}", "delivered", "000", {"stat": "DELIVRD"}
+        ),
+    }
+    for kind, make in makers.items():
+        store.captured.clear()
+        for n in range(count):
+            make(n)
+        jobs = list(store.captured)
+        results = []
+        conn.execute("BEGIN IMMEDIATE")
+        start = time.process_time()
+        for n, job in enumerate(jobs):
+            results.append(job(conn))
+            if n % 256 == 255:
+                conn.flush_history()
+                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+        conn.flush_history()
+        conn.execute("COMMIT")
+        out[kind] = (time.process_time() - start) / count * 1e6
+        if kind == "accept":
+            ids = [message_id for message_id, _ in results]
+    conn.close()
+    store.close()
+    return out
+
+
+async def jobs_through_store(path: str, count: int) -> float:
+    """CPU us per message for the same four writes through the store, 500 messages at a time."""
+    store = SqliteStore(path)
+
+    async def one(n: int) -> None:
+        message_id, _ = await store.accept(_message())
+        await store.record_submit(message_id, 1, "sim")
+        await store.record_submit_resp(message_id, 1, "sim", 0, f"{n:x}", f"{n:x}")
+        await store.record_receipt("sim", f"{n:x}", "delivered", "000", {"stat": "DELIVRD"})
+
+    await asyncio.gather(*(one(n) for n in range(500)))  # warm-up
+    start = time.process_time()  # this process: the loop and the store's threads
+    for base in range(500, 500 + count, 500):
+        await asyncio.gather(*(one(n) for n in range(base, base + 500)))
+    used = time.process_time() - start
+    await store.aclose()
+    return used / count * 1e6
+
+
+def jobs_report(workdir: Path, count: int, runner: Any) -> None:
+    direct = jobs_direct(str(workdir / "direct.db"), count)
+    through = runner(jobs_through_store(str(workdir / "store.db"), count))
+    total = sum(direct.values())
+    print("| writes of one message | CPU us |")
+    print("|---|---|")
+    for kind, us in direct.items():
+        print(f"| {kind} job, called directly | {us:.1f} |")
+    print(f"| all four, called directly | {total:.1f} |")
+    print(f"| all four through the store (futures, writer thread) | {through:.1f} |")
+    print(f"| ratio through / direct | {through / total:.2f}x |")
+
+
 def fs_type(path: Path) -> str:
     best, kind = "", "?"
     with open("/proc/mounts") as mounts:
@@ -70,6 +163,7 @@ def main() -> int:
     parser.add_argument("--accepts", type=int, default=10_000)
     parser.add_argument("--dir", type=Path, default=ROOT / "benchmarks")
     parser.add_argument("--group-commit-ms", type=float, default=0.0)
+    parser.add_argument("--jobs", type=int, metavar="N", help="the per-message write costs")
     args = parser.parse_args()
 
     try:
@@ -85,6 +179,12 @@ def main() -> int:
         f" group commit {args.group_commit_ms:g} ms / 256 rows"
     )
     print()
+    if args.jobs:
+        try:
+            jobs_report(workdir, args.jobs, runner)
+        finally:
+            shutil.rmtree(workdir)
+        return 0
     print(
         "| concurrency | accepts | normal: accepts/s | normal: commits/10k"
         " | full: accepts/s | full: commits/10k |"
