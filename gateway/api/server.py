@@ -287,19 +287,12 @@ class _Connection:
                 result = await handler(request)
             if result is not _REPLIED:
                 await self.write({"id": request.id, "result": result})
-        except ApiError as exc:
-            await self._safe_error(request.id, exc)
         except ConnectionError:
             pass  # the peer is gone; run() closes the connection
-        except Exception:
-            log.exception("%s failed for %s", request.method, self.client)
-            await self._safe_error(request.id, ApiError(ErrorCode.E_INTERNAL, "internal error"))
+        except Exception as exc:  # ApiError: its reply; anything else: logged, E_INTERNAL
+            self._reply_failure(request, exc)
         finally:
             self.release()
-
-    async def _safe_error(self, rid: Any, error: ApiError) -> None:
-        with contextlib.suppress(ConnectionError):
-            await self.reply_error(rid, error)
 
     async def close(self) -> None:
         for task in [*self.tasks, *(s.task for s in self.subs.values() if s.task)]:

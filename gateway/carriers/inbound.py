@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.carriers.in_progress import InProgress
 from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import Pdu
 from gateway.smpp.reassembly import (
@@ -109,32 +110,21 @@ class InboundHandler:
         self.mo_incomplete = 0
         self.mo_invalid = 0
         self.store_errors = 0
-        self._in_progress = 0  # deliver_sm taken and not yet stored (or given up on)
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._in_progress = InProgress()  # deliver_sm taken, not yet stored (or given up on)
 
     def handle(self, conn: Acker, pdu: Any) -> None:
         """Store what the deliver_sm carries, then ack it; `wait_idle()` returns once every
         deliver_sm handed in is done. One the store could not take is left unacked (the
         carrier redelivers it), counted and logged, never raised."""
-        self._started()
+        self._in_progress.started()
         if is_receipt(pdu):
             self._receipt(conn, pdu)
         else:
             task = asyncio.ensure_future(self._mo_guarded(conn, pdu))
-            task.add_done_callback(lambda _task: self._finished())
+            task.add_done_callback(lambda _task: self._in_progress.finished())
 
     async def wait_idle(self) -> None:
-        await self._idle.wait()
-
-    def _started(self) -> None:
-        self._in_progress += 1
-        self._idle.clear()
-
-    def _finished(self) -> None:
-        self._in_progress -= 1
-        if self._in_progress == 0:
-            self._idle.set()
+        await self._in_progress.idle()
 
     def _receipt(self, conn: Acker, pdu: Any) -> None:
         # The hot path: no task and no future, one `then` callback on the store write.
@@ -145,7 +135,7 @@ class InboundHandler:
             self.receipts_invalid += 1
             log.warning("%s: unusable receipt acked and dropped: %s", self.carrier, exc)
             conn.ack(pdu)
-            self._finished()
+            self._in_progress.finished()
             return
 
         def stored_then_ack(error: BaseException | None, match: Any) -> None:
@@ -156,7 +146,7 @@ class InboundHandler:
                 if match is None:
                     self.receipts_unmatched += 1
                 conn.ack(pdu)
-            self._finished()
+            self._in_progress.finished()
 
         try:
             self._store.record_receipt(
@@ -170,7 +160,7 @@ class InboundHandler:
             )
         except StoreError as exc:
             self._not_stored(exc)
-            self._finished()
+            self._in_progress.finished()
 
     def _not_stored(self, exc: BaseException) -> None:
         # Not acked: the carrier redelivers it later.

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.carriers.dispatch import Dispatcher
+from gateway.carriers.in_progress import InProgress
 from gateway.carriers.inbound import InboundHandler
 from gateway.carriers.outbound import OutboundPart
 from gateway.ops.carrier_profile import CarrierProfile, Reconnect, tls_client_context
@@ -152,9 +153,7 @@ class CarrierLink:
         self._ssl = self._ssl_context()
         self._stop = asyncio.Event()
         self._stopping = False
-        self._store_writes = 0  # store writes not yet committed
-        self._writes_idle = asyncio.Event()
-        self._writes_idle.set()
+        self._store_writes = InProgress()  # store writes not yet committed (or failed)
         # dispatch runs as a loop callback: kicked by events, or by one timer for deadlines
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
@@ -218,7 +217,7 @@ class CarrierLink:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.inbound.wait_idle()  # deliver_sm taken are stored (or given up on)
-        await self._writes_idle.wait()  # the store resolves every write, committed or failed
+        await self._store_writes.idle()  # the store resolves every write, committed or failed
         return self.dispatcher.drain()
 
     # -- binds ---------------------------------------------------------------------------------
@@ -478,13 +477,10 @@ class CarrierLink:
             self.counters.store_errors += 1
             log.error("%s: store write refused: %r", self.carrier, exc)
             return
-        self._store_writes += 1
-        self._writes_idle.clear()
+        self._store_writes.started()
 
     def _write_done(self, error: BaseException | None, _result: Any) -> None:
-        self._store_writes -= 1
-        if self._store_writes == 0:
-            self._writes_idle.set()
+        self._store_writes.finished()
         if error is not None:
             self.counters.store_errors += 1
             log.error("%s: store write failed: %r", self.carrier, error)

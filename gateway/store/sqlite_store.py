@@ -1187,10 +1187,13 @@ def _require(cur: sqlite3.Cursor, message_id: str, part: int) -> None:
 
 def _history(
     conn: sqlite3.Connection, message_id: str, at: str, event: str, detail: dict[str, Any]
-) -> None:
+) -> str:
     """A history row, written with the batch's other history rows just before its COMMIT
-    (one executemany per batch; only readers of committed data ever see history)."""
-    conn.history.append((message_id, at, event, _json(detail)))  # type: ignore[attr-defined]
+    (one executemany per batch; only readers of committed data ever see history). Returns the
+    detail as JSON."""
+    detail_json = _json(detail)
+    conn.history.append((message_id, at, event, detail_json))  # type: ignore[attr-defined]
+    return detail_json
 
 
 # The scalar subquery keeps SQLite's min/max optimisation (one index probe); the
@@ -1261,8 +1264,7 @@ def _apply_receipt(
         "err": err,
         **(payload.get("detail") or {}),
     }
-    detail_json = _json(detail)
-    conn.history.append((message_id, at, "receipt", detail_json))  # type: ignore[attr-defined]
+    detail_json = _history(conn, message_id, at, "receipt", detail)
     body = {"message_id": message_id, **detail}
     # the event body is the history detail with the message id first: spliced, not encoded again
     body_json = (
