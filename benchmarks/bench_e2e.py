@@ -404,6 +404,7 @@ async def gateway_runs(args: argparse.Namespace, sims: list[Sim], tmp: Path) -> 
         # throughput: `rounds` runs, the median reported (the machine is shared and noisy)
         rounds: list[dict[str, Any]] = []
         for _ in range(args.rounds):
+            store0 = (await clients[0].status())["store"]
             cpu0, mine0, threads0 = proc_cpu(pid), _self_cpu(), thread_cpu(pid)
             sims0 = sum(proc_cpu(s.proc.pid) for s in sims)
             elapsed = await run_phase(
@@ -415,6 +416,7 @@ async def gateway_runs(args: argparse.Namespace, sims: list[Sim], tmp: Path) -> 
             total += args.messages
             threads = thread_cpu(pid)
             sims_cpu = sum(proc_cpu(s.proc.pid) for s in sims) - sims0
+            store1 = (await clients[0].status())["store"]
             rounds.append(
                 {
                     "tput": args.messages / elapsed,
@@ -426,6 +428,8 @@ async def gateway_runs(args: argparse.Namespace, sims: list[Sim], tmp: Path) -> 
                     "client_cpu_us": (_self_cpu() - mine0) / args.messages * 1e6,
                     "sim_cpu_us": sims_cpu / args.messages * 1e6,
                     "elapsed": elapsed,
+                    "jobs_per_commit": (store1["jobs_committed"] - store0["jobs_committed"])
+                    / max(1, store1["commits"] - store0["commits"]),
                 }
             )
         out.update(median_round(rounds))
@@ -684,7 +688,7 @@ def report(args: argparse.Namespace, gw: dict[str, Any], base: dict[str, Any]) -
         f"{per_round}, aiosmpplib {base_rounds or 'n/a'}."
         f"\nsimulators: {args.sims}; throughput run {args.messages:,} messages, "
         f"{args.outstanding} sends outstanding over {args.connections} API connections; "
-        f"gatewayd {gw['elapsed']:.2f} s; "
+        f"gatewayd {gw['elapsed']:.2f} s, {gw['jobs_per_commit']:.1f} store writes per commit; "
         f"CPU per message elsewhere during it: load client {gw['client_cpu_us']:.0f} us, "
         f"simulators {gw['sim_cpu_us']:.0f} us; gatewayd by thread: {threads}; "
         f"gatewayd at 1,000 msg/s: "

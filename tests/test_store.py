@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.store import schema
 from gateway.store.ids import message_id_unix_ms, new_message_id, uuid7
 from gateway.store.sqlite_store import (
     Event,
@@ -179,7 +180,7 @@ def test_a_failing_write_leaves_no_history_or_event_behind(db: Path) -> None:
         mid, _ = await store.accept(msg(1))
 
         def half_done(conn: Any) -> None:
-            sqlite_store._history(conn, mid, "t", "half", {})
+            sqlite_store._history(conn, mid, conn.tick(0.0), "t", "half", {})
             sqlite_store._append_event(conn, "half", {}, 0.0)
             raise UnknownPart("gave up half way")
 
@@ -460,15 +461,14 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(db: Path) -> None:
     run(lambda s: s.append_event("x", {}), db)
     run(lambda s: s.append_event("x", {}), db)  # reopening applies nothing twice
     with sqlite3.connect(db) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1, 2, 3, 4]
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version")]
+        assert versions == list(range(1, schema.SCHEMA_VERSION + 1))
         conn.execute("INSERT INTO schema_version VALUES (99, 0)")
     with pytest.raises(RuntimeError, match="newer"):
         SqliteStore(str(db))
 
 
 def test_v1_database_is_migrated_and_keeps_its_messages(db: Path) -> None:
-    from gateway.store import schema
-
     with sqlite3.connect(db, isolation_level=None) as conn:
         conn.execute("BEGIN")
         for statement in schema._statements(schema.MIGRATIONS[0]):
@@ -668,3 +668,116 @@ def test_the_checkpointer_backs_off_while_nothing_is_written(db: Path) -> None:
 
     idle_runs = run(body, db, checkpoint_interval_s=0.01)
     assert idle_runs <= 12  # 60 at a fixed 10 ms
+
+
+# ---------------------------------------------------------------------------- history (schema v5)
+
+
+def test_steps_overwritten_by_later_ones_stay_in_the_history(db: Path) -> None:
+    """A part sent again after a throttled resp, and an intermediate receipt followed by the
+    final one: the columns hold the last of each step, the history every one, in order."""
+
+    async def body(store: SqliteStore) -> None:
+        mid, _ = await store.accept(msg(1), now=1000.0)
+        await store.record_submit(mid, 1, "carrier-a", now=1000.0)
+        await store.record_submit_resp(mid, 1, "carrier-a", 0x58, None, None, now=1000.0)
+        await store.record_submit(mid, 1, "carrier-b", now=1000.0)  # the same millisecond
+        await store.record_submit_resp(mid, 1, "carrier-b", 0, "AB12", "ab12", now=1001.0)
+        await store.record_receipt("carrier-b", "ab12", "enroute", None, {"stat": "ENROUTE"})
+        await store.record_receipt("carrier-b", "ab12", "delivered", "000", {"stat": "DELIVRD"})
+        record = await store.get_message(mid)
+        assert record is not None and record.state == "delivered"
+        steps = [(h.event, h.detail.get("carrier"), h.detail.get("status")) for h in record.history]
+        assert steps == [
+            ("accepted", None, None),
+            ("submitted", "carrier-a", None),
+            ("resp", "carrier-a", 0x58),
+            ("submitted", "carrier-b", None),
+            ("resp", "carrier-b", 0),
+            ("receipt", "carrier-b", None),
+            ("receipt", "carrier-b", None),
+        ]
+        assert [h.seq for h in record.history] == list(range(1, 8))
+        assert [h.detail.get("stat") for h in record.history[5:]] == ["ENROUTE", "DELIVRD"]
+        assert record.history[4].detail == {
+            "part": 1,
+            "carrier": "carrier-b",
+            "status": 0,
+            "carrier_message_id": "AB12",
+        }
+        assert record.history[0].detail == {"client_ref": "ref-1", "parts_total": 1}
+        assert record.updated_at == record.history[-1].at
+        # only what the columns could not hold became a row: the first attempt, the first receipt
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT event FROM history WHERE message_id = ?", (mid,))
+            assert sorted(r[0] for r in rows) == ["receipt", "resp", "submitted"]
+
+    run(body, db)
+
+
+def test_history_order_survives_a_restart_with_the_clock_gone_back(db: Path) -> None:
+    async def first(store: SqliteStore) -> str:
+        mid, _ = await store.accept(msg(1), now=2000.0)
+        await store.record_submit(mid, 1, "c", now=2000.0)
+        return mid
+
+    mid = run(first, db)
+
+    async def second(store: SqliteStore) -> list[str]:
+        await store.record_submit(mid, 1, "c", now=1000.0)  # after a restart, clock set back
+        await store.record_submit_resp(mid, 1, "c", 0, "1", "1", now=1000.0)
+        record = await store.get_message(mid)
+        assert record is not None
+        return [f"{h.event}@{h.at[11:19]}" for h in record.history]
+
+    assert run(second, db) == [
+        "accepted@00:33:20",
+        "submitted@00:33:20",
+        "submitted@00:16:40",
+        "resp@00:16:40",
+    ]
+
+
+def test_history_written_before_v5_is_read_once_and_continued(db: Path) -> None:
+    """A message in flight across the upgrade: its old rows are read as they are, and the
+    steps written after the upgrade follow them, nothing twice."""
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        conn.execute("BEGIN")
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        for version, script in enumerate(schema.MIGRATIONS[:4], 1):
+            for statement in schema._statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        conn.execute(
+            "INSERT INTO messages (id, client_id, client_ref, source_addr, dest_addr,"
+            " data_coding, payload, carrier, parts_total, created_at)"
+            " VALUES ('m1', 'c', 'r', 'S', '1', 0, x'41', NULL, 1, '2026-01-01T00:00:00.000Z')"
+        )
+        conn.execute(
+            "INSERT INTO message_parts (message_id, part_no, state, carrier, submitted_at)"
+            " VALUES ('m1', 1, 'submitted', 'c', '2026-01-01T00:00:01.000Z')"
+        )
+        for seq, at, event, detail in (
+            (1, "2026-01-01T00:00:00.000Z", "accepted", '{"client_ref":"r","parts_total":1}'),
+            (2, "2026-01-01T00:00:01.000Z", "submitted", '{"part":1,"carrier":"c"}'),
+        ):
+            conn.execute("INSERT INTO history VALUES ('m1', ?, ?, ?, ?)", (seq, at, event, detail))
+        conn.execute("COMMIT")
+
+    async def body(store: SqliteStore) -> None:
+        await store.record_submit_resp("m1", 1, "c", 0, "77", "77", now=1767225602.0)
+        assert await store.record_receipt("c", "77", "delivered", "000") == ReceiptMatch("m1", 1)
+        record = await store.get_message("m1")
+        assert record is not None and record.state == "delivered"
+        assert [(h.seq, h.event) for h in record.history] == [
+            (1, "accepted"),
+            (2, "submitted"),
+            (3, "resp"),
+            (4, "receipt"),
+        ]
+        assert record.history[1].at == "2026-01-01T00:00:01.000Z"
+        assert record.history[2].detail["carrier_message_id"] == "77"
+
+    run(body, db)

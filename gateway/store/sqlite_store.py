@@ -57,7 +57,7 @@ WAL_SIZE_LIMIT = 32 * 1024 * 1024  # a WAL that grew past this is cut back when 
 WRITER_CACHE_KIB = 1024
 READER_CACHE_KIB = 512
 log = logging.getLogger(__name__)
-Job = Callable[[sqlite3.Connection], Any]
+Job = Callable[["_WriterConnection"], Any]
 EventListener = Callable[[int, "list[Event]"], None]
 #: ``then(error, result)``: called on the caller's loop once the write's batch has committed
 #: (error None) or failed (result None). Cheaper than a future for hot paths: no callback has
@@ -180,15 +180,31 @@ class Event:
 
 
 class _WriterConnection(sqlite3.Connection):
-    """The writer's connection, carrying the events appended by the open batch."""
+    """The writer's connection, carrying the events appended by the open batch and the
+    writer's clock (see schema._V5)."""
 
     appended: list[Event]
-    history: list[tuple[str, str, str, str]]  # rows for _INSERT_HISTORY, in order
+    history: list[tuple[str, int, str, str, str]]  # rows for _INSERT_HISTORY, in order
+    clock_us: int  # the last step's place in history: strictly increasing microseconds
+    clock_saved_us: int  # what writer_clock holds
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.appended = []
         self.history = []
+        self.clock_us = self.clock_saved_us = 0
+
+    def tick(self, ts: float) -> int:
+        """The place in history of a step written now (`ts`: its time, Unix seconds)."""
+        us = int(ts * 1_000_000)
+        self.clock_us = us = us if us > self.clock_us else self.clock_us + 1
+        return us
+
+    def save_clock(self) -> None:
+        """Keep the clock's high-water mark with the batch, so a restart never goes back."""
+        if self.clock_us != self.clock_saved_us:
+            self.execute("UPDATE writer_clock SET us = ? WHERE id = 1", (self.clock_us,))
+            self.clock_saved_us = self.clock_us
 
     def flush_history(self) -> None:
         if self.history:
@@ -450,6 +466,7 @@ class SqliteStore:
                 conn.execute("BEGIN IMMEDIATE")
                 done = [self._run_isolated(conn, job) for job in taken]
             conn.flush_history()
+            conn.save_clock()
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -471,8 +488,11 @@ class SqliteStore:
             self._announce_events(conn.appended)
             conn.appended = []
 
-    def _reload_caches(self, conn: sqlite3.Connection) -> None:
+    def _reload_caches(self, conn: _WriterConnection) -> None:
         """The writer's in-memory views of the database, read again after a rollback."""
+        saved = conn.execute("SELECT us FROM writer_clock WHERE id = 1").fetchone()[0]
+        conn.clock_saved_us = saved
+        conn.clock_us = max(conn.clock_us, saved)
         self._unmatched_keys = {
             (carrier, norm)
             for carrier, norm in conn.execute(
@@ -591,7 +611,7 @@ class SqliteStore:
         if msg.parts_total < 1:
             raise ValueError("parts_total must be >= 1")
 
-        def job(conn: sqlite3.Connection) -> tuple[str, bool]:
+        def job(conn: _WriterConnection) -> tuple[str, bool]:
             if msg.idempotency_key is not None:
                 row = conn.execute(
                     "SELECT id FROM messages WHERE client_id = ? AND idempotency_key = ?",
@@ -600,12 +620,12 @@ class SqliteStore:
                 if row is not None:
                     return row[0], False
             message_id = new_message_id()
-            at = iso_utc(time.time() if now is None else now)
+            ts = time.time() if now is None else now
             conn.execute(
                 "INSERT INTO messages (id, client_id, client_ref, idempotency_key, source_addr,"
                 " dest_addr, data_coding, payload, carrier, parts_total, created_at,"
-                " text, concat_ref, validity_s, priority)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " text, concat_ref, validity_s, priority, accepted_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     msg.client_id,
@@ -617,23 +637,17 @@ class SqliteStore:
                     msg.payload,
                     msg.carrier,
                     msg.parts_total,
-                    at,
+                    iso_utc(ts),
                     msg.text,
                     msg.concat_ref,
                     msg.validity_s,
                     msg.priority,
+                    conn.tick(ts),
                 ),
             )
             conn.executemany(
                 "INSERT INTO message_parts (message_id, part_no, state) VALUES (?, ?, 'pending')",
                 [(message_id, n) for n in range(1, msg.parts_total + 1)],
-            )
-            _history(
-                conn,
-                message_id,
-                at,
-                "accepted",
-                {"client_ref": msg.client_ref, "parts_total": msg.parts_total},
             )
             return message_id, True
 
@@ -672,16 +686,16 @@ class SqliteStore:
     ) -> asyncio.Future[None] | None:
         """A part is about to be (re)sent to `carrier`: state submitted, resp fields cleared."""
 
-        def job(conn: sqlite3.Connection) -> None:
-            at = iso_utc(time.time() if now is None else now)
+        def job(conn: _WriterConnection) -> None:
+            ts = time.time() if now is None else now
             cur = conn.execute(
                 "UPDATE message_parts SET state = 'submitted', carrier = ?, submitted_at = ?,"
-                " resp_status = NULL, resp_at = NULL, carrier_message_id_raw = NULL,"
-                " carrier_message_id_norm = NULL WHERE message_id = ? AND part_no = ?",
-                (carrier, at, message_id, part),
+                " submitted_us = ?, resp_status = NULL, resp_at = NULL, resp_us = NULL,"
+                " carrier_message_id_raw = NULL, carrier_message_id_norm = NULL"
+                " WHERE message_id = ? AND part_no = ?",
+                (carrier, iso_utc(ts), conn.tick(ts), message_id, part),
             )
             _require(cur, message_id, part)
-            _history(conn, message_id, at, "submitted", {"part": part, "carrier": carrier})
 
         return self._submit(job, then=then)
 
@@ -732,18 +746,18 @@ class SqliteStore:
         applied in the same transaction; returns how many.
         """
 
-        def job(conn: sqlite3.Connection) -> int:
+        def job(conn: _WriterConnection) -> int:
             ts = time.time() if now is None else now
-            at = iso_utc(ts)
             cur = conn.execute(
                 "UPDATE message_parts SET state = ?, carrier = ?, resp_status = ?, resp_at = ?,"
-                " carrier_message_id_raw = ?, carrier_message_id_norm = ?"
+                " resp_us = ?, carrier_message_id_raw = ?, carrier_message_id_norm = ?"
                 " WHERE message_id = ? AND part_no = ?",
                 (
                     "carrier_accepted" if status == 0 else "carrier_rejected",
                     carrier,
                     status,
-                    at,
+                    iso_utc(ts),
+                    conn.tick(ts),
                     carrier_message_id_raw,
                     carrier_message_id_norm,
                     message_id,
@@ -751,18 +765,6 @@ class SqliteStore:
                 ),
             )
             _require(cur, message_id, part)
-            _history(
-                conn,
-                message_id,
-                at,
-                "resp",
-                {
-                    "part": part,
-                    "carrier": carrier,
-                    "status": status,
-                    "carrier_message_id": carrier_message_id_raw,
-                },
-            )
             applied = 0
             if status == 0 and carrier_message_id_norm is not None:
                 for payload in self._take_unmatched(conn, carrier, carrier_message_id_norm, ts):
@@ -809,7 +811,7 @@ class SqliteStore:
         Nothing is written when no part was open (the message finished meanwhile).
         """
 
-        def job(conn: sqlite3.Connection) -> list[int]:
+        def job(conn: _WriterConnection) -> list[int]:
             ts = time.time() if now is None else now
             at = iso_utc(ts)
             parts = [
@@ -824,7 +826,7 @@ class SqliteStore:
                 return []
             parts.sort()
             body = {**detail, "parts": parts}
-            _history(conn, message_id, at, "expired", body)
+            _history(conn, message_id, conn.tick(ts), at, "expired", body)
             row = conn.execute(
                 "SELECT client_ref FROM messages WHERE id = ?", (message_id,)
             ).fetchone()
@@ -885,7 +887,7 @@ class SqliteStore:
         payload = {"state": str(state), "err": err, "detail": detail or {}}
         ttl = self.unmatched_ttl_s if ttl_s is None else ttl_s
 
-        def job(conn: sqlite3.Connection) -> ReceiptMatch | None:
+        def job(conn: _WriterConnection) -> ReceiptMatch | None:
             ts = time.time() if now is None else now
             match = _find_part(conn, carrier, norm_id)
             if match is None:
@@ -982,34 +984,31 @@ class SqliteStore:
                 row = conn.execute(
                     "SELECT id, client_id, client_ref, idempotency_key, source_addr, dest_addr,"
                     " data_coding, payload, carrier, parts_total, created_at,"
-                    " text, concat_ref, validity_s, priority FROM messages WHERE id = ?",
+                    " text, concat_ref, validity_s, priority, accepted_us"
+                    " FROM messages WHERE id = ?",
                     (message_id,),
                 ).fetchone()
                 if row is None:
                     return None
-                parts = [
-                    PartRecord(*r)
-                    for r in conn.execute(
-                        "SELECT part_no, state, carrier, carrier_message_id_raw,"
-                        " carrier_message_id_norm, submitted_at, resp_status, resp_at,"
-                        " receipt_state, receipt_err, receipt_at"
-                        " FROM message_parts WHERE message_id = ?"
-                        " ORDER BY part_no",
-                        (message_id,),
-                    )
-                ]
-                history = [
-                    HistoryEntry(seq, at, event, json.loads(detail))
-                    for seq, at, event, detail in conn.execute(
-                        "SELECT seq, at, event, detail FROM history WHERE message_id = ?"
-                        " ORDER BY seq",
-                        (message_id,),
-                    )
-                ]
+                part_rows = conn.execute(
+                    "SELECT part_no, state, carrier, carrier_message_id_raw,"
+                    " carrier_message_id_norm, submitted_at, resp_status, resp_at,"
+                    " receipt_state, receipt_err, receipt_at,"
+                    " submitted_us, resp_us, receipt_us, receipt_detail"
+                    " FROM message_parts WHERE message_id = ?"
+                    " ORDER BY part_no",
+                    (message_id,),
+                ).fetchall()
+                stored = conn.execute(
+                    "SELECT seq, at, event, detail FROM history WHERE message_id = ?",
+                    (message_id,),
+                ).fetchall()
             finally:
                 conn.execute("COMMIT")
             *fixed, carrier, parts_total, created_at = row[:11]
-            text, concat_ref, validity_s, priority = row[11:]
+            text, concat_ref, validity_s, priority, accepted_us = row[11:]
+            parts = [PartRecord(*r[:11]) for r in part_rows]
+            history = _read_history(row[2], parts_total, created_at, accepted_us, part_rows, stored)
             return MessageRecord(
                 *fixed,
                 state=message_state(p.state for p in parts),
@@ -1186,22 +1185,51 @@ def _require(cur: sqlite3.Cursor, message_id: str, part: int) -> None:
 
 
 def _history(
-    conn: sqlite3.Connection, message_id: str, at: str, event: str, detail: dict[str, Any]
-) -> str:
-    """A history row, written with the batch's other history rows just before its COMMIT
-    (one executemany per batch; only readers of committed data ever see history). Returns the
-    detail as JSON."""
-    detail_json = _json(detail)
-    conn.history.append((message_id, at, event, detail_json))  # type: ignore[attr-defined]
-    return detail_json
+    conn: _WriterConnection,
+    message_id: str,
+    seq: int,
+    at: str,
+    event: str,
+    detail: dict[str, Any],
+) -> None:
+    """A history row for what the part columns cannot hold (see schema._V5), at `seq` (a tick
+    of the writer's clock); written with the batch's other history rows just before its COMMIT
+    (only readers of committed data ever see history)."""
+    conn.history.append((message_id, seq, at, event, _json(detail)))
 
 
-# The scalar subquery keeps SQLite's min/max optimisation (one index probe); the
-# INSERT ... SELECT ?, MAX(seq) + 1 ... form loses it and costs twice as much.
-_INSERT_HISTORY = (
-    "INSERT INTO history (message_id, seq, at, event, detail) VALUES"
-    " (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM history WHERE message_id = ?1), ?2, ?3, ?4)"
-)
+_INSERT_HISTORY = "INSERT INTO history (message_id, seq, at, event, detail) VALUES (?, ?, ?, ?, ?)"
+
+
+def _read_history(
+    client_ref: str | None,
+    parts_total: int,
+    created_at: str,
+    accepted_us: int | None,
+    part_rows: list[tuple[Any, ...]],
+    stored: list[tuple[int, str, str, str]],
+) -> list[HistoryEntry]:
+    """A message's history: its history rows and the steps its columns hold (schema._V5), in
+    the order they were written, numbered from 1."""
+    steps: list[tuple[int, str, str, dict[str, Any]]] = [
+        (seq, at, event, json.loads(detail)) for seq, at, event, detail in stored
+    ]
+    if accepted_us is not None:
+        detail = {"client_ref": client_ref, "parts_total": parts_total}
+        steps.append((accepted_us, created_at, "accepted", detail))
+    for part, _state, carrier, raw, _norm, submitted_at, status, resp_at, *rest in part_rows:
+        _r_state, _r_err, receipt_at, submitted_us, resp_us, receipt_us, receipt_detail = rest
+        if submitted_us is not None:
+            steps.append(
+                (submitted_us, submitted_at, "submitted", {"part": part, "carrier": carrier})
+            )
+        if resp_us is not None:
+            detail = {"part": part, "carrier": carrier, "status": status, "carrier_message_id": raw}
+            steps.append((resp_us, resp_at, "resp", detail))
+        if receipt_us is not None:
+            steps.append((receipt_us, receipt_at, "receipt", json.loads(receipt_detail)))
+    steps.sort(key=lambda step: step[0])
+    return [HistoryEntry(n, at, event, detail) for n, (_, at, event, detail) in enumerate(steps, 1)]
 
 
 def message_state(part_states: Iterable[str]) -> str:
@@ -1235,7 +1263,7 @@ def _find_part(conn: sqlite3.Connection, carrier: str, norm_id: str) -> ReceiptM
 
 
 def _apply_receipt(
-    conn: sqlite3.Connection,
+    conn: _WriterConnection,
     message_id: str,
     part: int,
     carrier: str,
@@ -1251,11 +1279,6 @@ def _apply_receipt(
         part_state = "failed"
     else:
         part_state = None  # intermediate (enroute, accepted, unknown): keep the lifecycle state
-    conn.execute(
-        "UPDATE message_parts SET receipt_state = ?, receipt_err = ?, receipt_at = ?,"
-        " state = COALESCE(?, state) WHERE message_id = ? AND part_no = ?",
-        (state, err, at, part_state, message_id, part),
-    )
     detail = {
         "part": part,
         "carrier": carrier,
@@ -1264,7 +1287,13 @@ def _apply_receipt(
         "err": err,
         **(payload.get("detail") or {}),
     }
-    detail_json = _history(conn, message_id, at, "receipt", detail)
+    detail_json = _json(detail)
+    conn.execute(
+        "UPDATE message_parts SET receipt_state = ?, receipt_err = ?, receipt_at = ?,"
+        " receipt_us = ?, receipt_detail = ?, state = COALESCE(?, state)"
+        " WHERE message_id = ? AND part_no = ?",
+        (state, err, at, conn.tick(ts), detail_json, part_state, message_id, part),
+    )
     body = {"message_id": message_id, **detail}
     # the event body is the history detail with the message id first: spliced, not encoded again
     body_json = (
