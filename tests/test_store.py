@@ -781,3 +781,49 @@ def test_history_written_before_v5_is_read_once_and_continued(db: Path) -> None:
         assert record.history[2].detail["carrier_message_id"] == "77"
 
     run(body, db)
+
+
+@pytest.mark.parametrize("kept", [10_000, 1, 0])
+def test_receipts_find_the_same_part_with_or_without_the_writers_memory(
+    db: Path, kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer remembers recently answered parts; whatever it remembers or has dropped, a
+    receipt finds what the index would: the newest part with the id, never a part since sent
+    again, and an intermediate receipt leaves the final one still to be matched."""
+    from gateway.store import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "ANSWERED_KEPT", kept)
+
+    async def body(store: SqliteStore) -> None:
+        a, _ = await store.accept(msg(1))
+        b, _ = await store.accept(msg(2))
+        c, _ = await store.accept(msg(3))
+        for mid in (a, b, c):
+            await store.record_submit(mid, 1, "k")
+        await store.record_submit_resp(a, 1, "k", 0, "1", "1")
+        await store.record_submit_resp(b, 1, "k", 0, "2", "2")
+        await store.record_submit_resp(c, 1, "k", 0, "1", "1")  # the carrier reused id 1
+        assert await store.record_receipt("k", "1", "enroute") == ReceiptMatch(c, 1)
+        assert await store.record_receipt("k", "1", "delivered") == ReceiptMatch(c, 1)
+        await store.record_submit(b, 1, "k")  # sent again: id 2 no longer names it
+        assert await store.record_receipt("k", "2", "delivered") is None
+        await store.record_submit_resp(b, 1, "k", 0, "3", "3")
+        assert await store.record_receipt("k", "3", "delivered") == ReceiptMatch(b, 1)
+        states = [(await store.get_message(m)).state for m in (a, b, c)]  # type: ignore[union-attr]
+        assert states == ["in_flight", "delivered", "delivered"]
+
+    run(body, db)
+
+
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    new_message_id()  # the parent has random bytes read ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_message_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read), os.close(write)
+    mine = new_message_id()
+    assert child[24:] != mine[24:]  # the random tail differs, whatever the clock did

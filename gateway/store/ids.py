@@ -19,6 +19,27 @@ _COUNTER_MAX = 0xFFF
 _lock = threading.Lock()
 _last_ms = -1
 _counter = 0
+# os.urandom read in blocks: one getrandom() call per 400 ids or so instead of two per id
+_RANDOM_BLOCK = 4096
+_random = b""
+_random_at = 0
+
+
+def _forget_random() -> None:
+    global _random, _random_at
+    _random, _random_at = b"", 0  # a forked child must not reuse its parent's bytes
+
+
+os.register_at_fork(after_in_child=_forget_random)
+
+
+def _random_bytes(n: int) -> bytes:
+    """`n` bytes from the kernel's CSPRNG, read ahead in blocks (call with _lock held)."""
+    global _random, _random_at
+    if _random_at + n > len(_random):
+        _random, _random_at = os.urandom(_RANDOM_BLOCK), 0
+    start, _random_at = _random_at, _random_at + n
+    return _random[start:_random_at]
 
 
 def uuid7(now_ms: int | None = None) -> uuid.UUID:
@@ -32,14 +53,14 @@ def _uuid7_int(now_ms: int | None = None) -> int:
     with _lock:
         if ms > _last_ms:
             _last_ms = ms
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+            _counter = int.from_bytes(_random_bytes(2), "big") & 0x7FF
         else:
             _counter += 1
             if _counter > _COUNTER_MAX:
                 _last_ms += 1
                 _counter = 0
         ms, counter = _last_ms, _counter
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        rand_b = int.from_bytes(_random_bytes(8), "big") & ((1 << 62) - 1)
     return (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
 
 

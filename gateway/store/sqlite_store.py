@@ -56,6 +56,7 @@ WAL_SIZE_LIMIT = 32 * 1024 * 1024  # a WAL that grew past this is cut back when 
 # writes next), readers and the checkpointer read little.
 WRITER_CACHE_KIB = 1024
 READER_CACHE_KIB = 512
+ANSWERED_KEPT = 10_000  # parts whose receipt the writer finds without the index (~3 MiB at most)
 log = logging.getLogger(__name__)
 Job = Callable[["_WriterConnection"], Any]
 EventListener = Callable[[int, "list[Event]"], None]
@@ -292,6 +293,12 @@ class SqliteStore:
         # announced, and the (carrier, norm_id) keys that have unmatched receipts waiting
         self._event_head = 0
         self._unmatched_keys: set[tuple[str, str]] = set()
+        # parts accepted by the carrier and awaiting a final receipt, by (carrier, normalised
+        # id), newest last: most receipts find their part here instead of by an index lookup.
+        # A subset of what the index would give: dropped when the part is sent again or its
+        # final receipt is in, the oldest dropped past ANSWERED_KEPT, all after a rollback.
+        self._answered: dict[tuple[str, str], ReceiptMatch] = {}
+        self._answered_key: dict[tuple[str, int], tuple[str, str]] = {}
 
         self._queue: collections.deque[_Job] = collections.deque()
         # Callers take the plain lock (cheap) to enqueue and notify only a writer that waits.
@@ -490,6 +497,8 @@ class SqliteStore:
 
     def _reload_caches(self, conn: _WriterConnection) -> None:
         """The writer's in-memory views of the database, read again after a rollback."""
+        self._answered.clear()
+        self._answered_key.clear()
         saved = conn.execute("SELECT us FROM writer_clock WHERE id = 1").fetchone()[0]
         conn.clock_saved_us = saved
         conn.clock_us = max(conn.clock_us, saved)
@@ -696,6 +705,7 @@ class SqliteStore:
                 (carrier, iso_utc(ts), conn.tick(ts), message_id, part),
             )
             _require(cur, message_id, part)
+            self._forget_answered(message_id, part)
 
         return self._submit(job, then=then)
 
@@ -767,6 +777,7 @@ class SqliteStore:
             _require(cur, message_id, part)
             applied = 0
             if status == 0 and carrier_message_id_norm is not None:
+                self._remember_answered(carrier, carrier_message_id_norm, message_id, part)
                 for payload in self._take_unmatched(conn, carrier, carrier_message_id_norm, ts):
                     _apply_receipt(
                         conn, message_id, part, carrier, carrier_message_id_norm, payload, ts
@@ -889,14 +900,33 @@ class SqliteStore:
 
         def job(conn: _WriterConnection) -> ReceiptMatch | None:
             ts = time.time() if now is None else now
-            match = _find_part(conn, carrier, norm_id)
+            match = self._answered.get((carrier, norm_id)) or _find_part(conn, carrier, norm_id)
             if match is None:
                 self._keep_unmatched(conn, carrier, norm_id, payload, ts, ttl)
                 return None
+            if payload["state"] == "delivered" or payload["state"] in FINAL_FAILED_RECEIPTS:
+                self._forget_answered(match.message_id, match.part_no)
             _apply_receipt(conn, match.message_id, match.part_no, carrier, norm_id, payload, ts)
             return match
 
         return self._submit(job, then=then)
+
+    def _remember_answered(self, carrier: str, norm_id: str, message_id: str, part: int) -> None:
+        self._forget_answered(message_id, part)
+        key = (carrier, norm_id)
+        older = self._answered.pop(key, None)  # the id reused: the newest part has it now
+        if older is not None:
+            del self._answered_key[older.message_id, older.part_no]
+        self._answered[key] = ReceiptMatch(message_id, part)
+        self._answered_key[message_id, part] = key
+        if len(self._answered) > ANSWERED_KEPT:
+            oldest = self._answered.pop(next(iter(self._answered)))
+            del self._answered_key[oldest.message_id, oldest.part_no]
+
+    def _forget_answered(self, message_id: str, part: int) -> None:
+        key = self._answered_key.pop((message_id, part), None)
+        if key is not None:
+            del self._answered[key]
 
     def _keep_unmatched(
         self,
