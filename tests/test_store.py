@@ -809,8 +809,14 @@ def test_receipts_find_the_same_part_with_or_without_the_writers_memory(
         assert await store.record_receipt("k", "2", "delivered") is None
         await store.record_submit_resp(b, 1, "k", 0, "3", "3")
         assert await store.record_receipt("k", "3", "delivered") == ReceiptMatch(b, 1)
-        states = [(await store.get_message(m)).state for m in (a, b, c)]  # type: ignore[union-attr]
-        assert states == ["in_flight", "delivered", "delivered"]
+        d, _ = await store.accept(msg(4))
+        await store.record_submit(d, 1, "k")
+        assert await store.record_receipt("k", "9", "delivered") is None  # before its resp
+        assert await store.record_submit_resp(d, 1, "k", 0, "9", "9") == 1
+        states = [(await store.get_message(m)).state for m in (a, b, c, d)]  # type: ignore[union-attr]
+        assert states == ["in_flight", "delivered", "delivered", "delivered"]
+        # every part with its final receipt in is forgotten: the memory holds no more than that
+        assert not store._answered and not store._answered_key
 
     run(body, db)
 

@@ -297,7 +297,8 @@ class SqliteStore:
         # id), newest last: most receipts find their part here instead of by an index lookup.
         # A subset of what the index would give: dropped when the part is sent again or its
         # final receipt is in, the oldest dropped past ANSWERED_KEPT, all after a rollback.
-        self._answered: dict[tuple[str, str], ReceiptMatch] = {}
+        self._answered: collections.OrderedDict[tuple[str, str], ReceiptMatch]
+        self._answered = collections.OrderedDict()  # popitem(last=False): O(1), unlike a dict
         self._answered_key: dict[tuple[str, int], tuple[str, str]] = {}
 
         self._queue: collections.deque[_Job] = collections.deque()
@@ -783,6 +784,8 @@ class SqliteStore:
                         conn, message_id, part, carrier, carrier_message_id_norm, payload, ts
                     )
                     applied += 1
+                    if _is_final(payload["state"]):
+                        self._forget_answered(message_id, part)
             return applied
 
         return self._submit(job, then=then)
@@ -904,7 +907,7 @@ class SqliteStore:
             if match is None:
                 self._keep_unmatched(conn, carrier, norm_id, payload, ts, ttl)
                 return None
-            if payload["state"] == "delivered" or payload["state"] in FINAL_FAILED_RECEIPTS:
+            if _is_final(payload["state"]):
                 self._forget_answered(match.message_id, match.part_no)
             _apply_receipt(conn, match.message_id, match.part_no, carrier, norm_id, payload, ts)
             return match
@@ -920,7 +923,7 @@ class SqliteStore:
         self._answered[key] = ReceiptMatch(message_id, part)
         self._answered_key[message_id, part] = key
         if len(self._answered) > ANSWERED_KEPT:
-            oldest = self._answered.pop(next(iter(self._answered)))
+            _, oldest = self._answered.popitem(last=False)
             del self._answered_key[oldest.message_id, oldest.part_no]
 
     def _forget_answered(self, message_id: str, part: int) -> None:
@@ -1276,6 +1279,10 @@ def message_state(part_states: Iterable[str]) -> str:
     if states == {"delivered"}:
         return "delivered"
     return "in_flight"
+
+
+def _is_final(receipt_state: str) -> bool:
+    return receipt_state == "delivered" or receipt_state in FINAL_FAILED_RECEIPTS
 
 
 def _event_head(conn: sqlite3.Connection) -> int:
