@@ -552,9 +552,15 @@ class SqliteStore:
 
     @staticmethod
     def _resolve(items: list[tuple[_Job, bool, Any]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
-        for item in items:
-            by_loop.setdefault(item[0].loop, []).append(item)
+        if not items:
+            return
+        first = items[0][0].loop
+        if all(item[0].loop is first for item in items):  # the usual case: one event loop
+            by_loop = {first: items}
+        else:
+            by_loop = {}
+            for item in items:
+                by_loop.setdefault(item[0].loop, []).append(item)
         for loop, batch in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
                 loop.call_soon_threadsafe(_set_futures, batch)
