@@ -11,6 +11,7 @@ as E_BAD_FRAME; the next frame is read normally.
 from __future__ import annotations
 
 import struct
+import threading
 from typing import Any
 
 import msgpack
@@ -23,9 +24,20 @@ DEFAULT_MAX_BYTES = 64 * 1024
 Message = dict[str, Any]
 
 
+class _Packers(threading.local):
+    """One reusable Packer per thread: msgpack.packb builds a new one for every call. A Packer
+    resets itself when packing fails, and is not safe to share between threads."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(use_bin_type=True)
+
+
+_PACKERS = _Packers()
+
+
 def encode_frame(message: Message) -> bytes:
     """One frame for `message`; raises TypeError for values msgpack cannot represent."""
-    body = msgpack.packb(message, use_bin_type=True)
+    body = _PACKERS.packer.pack(message)
     return HEADER.pack(len(body)) + body
 
 
@@ -41,6 +53,13 @@ def decode_body(body: bytes) -> Message:
     return value
 
 
+def _error_of(body: bytes) -> Message | ApiError:
+    try:
+        return decode_body(body)
+    except ApiError as exc:
+        return exc
+
+
 class FrameReader:
     """Bytes in, decoded maps or ApiErrors out, in stream order."""
 
@@ -52,29 +71,43 @@ class FrameReader:
     def feed(self, data: bytes) -> list[Message | ApiError]:
         if self.broken:
             return []
-        self._buf += data
         out: list[Message | ApiError] = []
+        if self._buf or not isinstance(data, bytes):
+            self._buf += data
+            pos = self._split(self._buf, out)
+            if not self.broken:
+                del self._buf[:pos]
+        else:  # nothing buffered (the usual case): read the frames straight from `data`
+            pos = self._split(data, out)
+            if not self.broken:
+                self._buf += data[pos:]
+        return out
+
+    def _split(self, buf: bytes | bytearray, out: list[Message | ApiError]) -> int:
+        """Append the whole frames of `buf` to `out`; returns the octets consumed."""
         pos = 0
-        buf = self._buf
-        while len(buf) - pos >= HEADER.size:
+        size = len(buf)
+        header = HEADER.size
+        while size - pos >= header:
             (length,) = HEADER.unpack_from(buf, pos)
             if length > self.max_bytes:
                 self.broken = True
                 self._buf = bytearray()
                 message = f"frame of {length} octets exceeds the limit of {self.max_bytes}"
                 out.append(ApiError(ErrorCode.E_FRAME_TOO_LARGE, message))
-                return out
-            end = pos + HEADER.size + length
-            if len(buf) < end:
+                return size
+            end = pos + header + length
+            if size < end:
                 break
+            body = bytes(buf[pos + header : end])
             try:
-                out.append(decode_body(bytes(buf[pos + HEADER.size : end])))
-            except ApiError as exc:
-                out.append(exc)
+                value = msgpack.unpackb(body, raw=False)
+            except Exception:
+                value = None
+            # anything but a map (or an undecodable body): decode_body words the error
+            out.append(value if type(value) is dict else _error_of(body))
             pos = end
-        if pos:
-            del buf[:pos]
-        return out
+        return pos
 
     @property
     def buffered(self) -> int:

@@ -114,7 +114,8 @@ def parse_request(message: dict[str, Any]) -> Request:
         unknown = sorted(str(k) for k in message if k not in _ENVELOPE_KEYS)
         raise ApiError(ErrorCode.E_BAD_FRAME, f"unknown request key: {unknown[0]}")
     rid = message.get("id")
-    if not request_id_ok(rid):
+    # An exact int (the usual id) is range-checked inline; anything else takes the full check.
+    if not (_MIN_ID <= rid < _MAX_ID if type(rid) is int else request_id_ok(rid)):
         raise ApiError(ErrorCode.E_BAD_FRAME, "id: expected an integer or a string of 1-64")
     method = message.get("method")
     if not isinstance(method, str):
@@ -125,9 +126,13 @@ def parse_request(message: dict[str, Any]) -> Request:
     return Request(rid, method, params)
 
 
+_MIN_ID = -(2**63)
+_MAX_ID = 2**64  # exclusive
+
+
 def request_id_ok(rid: Any) -> bool:
     if is_int(rid):
-        return -(2**63) <= rid < 2**64
+        return _MIN_ID <= rid < _MAX_ID
     return isinstance(rid, str) and 0 < len(rid) <= MAX_ID_STR_LEN
 
 
@@ -207,6 +212,85 @@ def check_sender(value: Any) -> tuple[str, SenderKind]:
 
 
 def parse_send(params: dict[str, Any]) -> SendRequest:
+    """An sms.send request; ApiError naming the first field at fault otherwise."""
+    request = _parse_send_fast(params)
+    if request is None:
+        request = _parse_send_checked(params)
+    return request
+
+
+# The keys of a plain text message. Anything else (binary, encoding, data_coding, an unknown
+# key) goes to the general validator.
+_FAST_SEND_KEYS = frozenset(
+    {"to", "from", "sender_pool", "text", "client_ref", "idempotency_key", "validity", "priority"}
+)
+# Senders already accepted by check_sender, with their kind: a deployment uses a handful.
+_SENDER_KINDS: dict[str, SenderKind] = {}
+_MAX_SENDER_KINDS = 256
+
+
+def _parse_send_fast(params: dict[str, Any]) -> SendRequest | None:
+    """The common well-formed text message in one pass, or None for anything else.
+
+    It only accepts what _parse_send_checked accepts, building the same SendRequest; it never
+    raises, so every refusal (code and message) comes from _parse_send_checked
+    (tests/test_api_schema_fast.py holds the two equal).
+    """
+    if not params.keys() <= _FAST_SEND_KEYS:
+        return None
+    get = params.get
+    to, text = get("to"), get("text")
+    if type(to) is not str or type(text) is not str or not 0 < len(text) <= MAX_TEXT_CHARS:
+        return None
+    if not _E164.fullmatch(to):
+        return None
+    raw_from, pool = get("from"), get("sender_pool")
+    if pool is None:
+        kind = _sender_kind(raw_from)
+        sender = raw_from
+    elif raw_from is None and type(pool) is str and _NAME.fullmatch(pool):
+        kind, sender = SenderKind.POOL, pool
+    else:
+        return None
+    validity, priority = get("validity"), get("priority")
+    key, ref = get("idempotency_key"), get("client_ref")
+    if (
+        kind is None
+        or not (validity is None or (type(validity) is int and 1 <= validity <= MAX_VALIDITY_S))
+        or not (priority is None or (type(priority) is int and 0 <= priority <= 3))
+        or not (key is None or (type(key) is str and 0 < len(key) <= MAX_KEY_LEN))
+        or not (ref is None or (type(ref) is str and 0 < len(ref) <= MAX_KEY_LEN))
+    ):
+        return None
+    return SendRequest(
+        to=to,
+        sender=sender,
+        sender_kind=kind,
+        text=text,
+        validity_s=validity,
+        priority=priority or 0,
+        idempotency_key=key,
+        client_ref=ref,
+    )
+
+
+def _sender_kind(value: Any) -> SenderKind | None:
+    """check_sender's kind for an acceptable "from", None otherwise (remembered per value)."""
+    if type(value) is not str:
+        return None
+    kind = _SENDER_KINDS.get(value)
+    if kind is None:
+        try:
+            kind = check_sender(value)[1]
+        except ApiError:
+            return None
+        if len(_SENDER_KINDS) < _MAX_SENDER_KINDS:
+            _SENDER_KINDS[value] = kind
+    return kind
+
+
+def _parse_send_checked(params: dict[str, Any]) -> SendRequest:
+    """The general validator: every field checked in order, the first fault reported."""
     p = _Params(params)
     raw_to = p.get("to")
     if raw_to is None:

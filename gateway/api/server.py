@@ -103,11 +103,15 @@ class _Connection:
         self.service = server.service
         self.reader = reader
         self.writer = writer
+        # The writer's transport, used directly on the hot path (StreamWriter.is_closing and
+        # write only forward to it); the server never swaps it (no start_tls).
+        self.transport = writer.transport
         self.client = client
         self.authenticated = authenticated
         self.frames = FrameReader(server.frame_max_bytes)
         self.in_flight = 0  # requests being handled; reading pauses at server.max_in_flight
         self.slot_freed = asyncio.Event()
+        self.waiting_for_slot = False  # reading is paused on slot_freed
         self.tasks: set[asyncio.Task[None]] = set()
         self.subs: dict[str, _Subscription] = {}
         self.out: list[bytes] = []  # frames to write at the end of this loop iteration
@@ -128,7 +132,7 @@ class _Connection:
     def send(self, message: Message) -> None:
         """Queue one frame; the frames of a loop iteration leave in one write (one syscall).
         Frames are whole, so nothing interleaves; backpressure is `write`'s and the reader's."""
-        if self.writer.is_closing():
+        if self.transport.is_closing():
             raise ConnectionResetError("connection closing")
         try:
             frame = encode_frame(message)
@@ -146,8 +150,8 @@ class _Connection:
 
     def flush(self) -> None:
         self.flush_scheduled = False
-        if self.out and not self.writer.is_closing():
-            self.writer.write(b"".join(self.out))
+        if self.out and not self.transport.is_closing():
+            self.transport.write(b"".join(self.out))
         self.out.clear()
         self.out_bytes = 0
 
@@ -213,7 +217,11 @@ class _Connection:
             return
         while self.in_flight >= self.server.max_in_flight:
             self.slot_freed.clear()
-            await self.slot_freed.wait()
+            self.waiting_for_slot = True
+            try:
+                await self.slot_freed.wait()
+            finally:
+                self.waiting_for_slot = False
         self.in_flight += 1
         if request.method == "sms.send":
             self.send_sms(request)
@@ -224,7 +232,8 @@ class _Connection:
 
     def release(self) -> None:
         self.in_flight -= 1
-        self.slot_freed.set()
+        if self.waiting_for_slot:  # otherwise nobody waits: the waiter clears it before waiting
+            self.slot_freed.set()
 
     def send_sms(self, request: schema.Request) -> None:
         """The hot path: no task when the service answers with a future (GatewayCore does)."""
@@ -241,14 +250,19 @@ class _Connection:
             return
 
         def answered(future: asyncio.Future[Any]) -> None:
-            self.release()
+            self.in_flight -= 1  # release(), inline on the hot path
+            if self.waiting_for_slot:
+                self.slot_freed.set()
             if future.cancelled():
                 self._reply_failure(request, ApiError(ErrorCode.E_INTERNAL, "cancelled"))
             elif (exc := future.exception()) is not None:
                 self._reply_failure(request, exc)
             else:
-                with contextlib.suppress(ConnectionError):
+                # Not contextlib.suppress: that is three Python calls per reply on the hot path.
+                try:  # noqa: SIM105
                     self.send({"id": request.id, "result": future.result()})
+                except ConnectionError:
+                    pass
 
         pending.add_done_callback(answered)
 
