@@ -12,6 +12,7 @@ which takes everything after it (it may contain colons, so it must come last).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -105,33 +106,36 @@ def parse_receipt(short_message: bytes | str, tlvs: Mapping[int, object] | None 
     if isinstance(short_message, bytes):
         short_message = short_message.decode("latin-1")
     fields = _fields(short_message.replace("\x00", ""))
-    tlvs = tlvs or {}
-    message_id = _tlv_text(tlvs.get(Tag.RECEIPTED_MESSAGE_ID)) or fields.get("id")
+    get = fields.get
+    # Without TLVs (many carriers send none) the TLV readers would all answer None.
+    message_id = (tlvs and _tlv_text(tlvs.get(Tag.RECEIPTED_MESSAGE_ID))) or get("id")
     if not message_id:
         raise ReceiptParseError(f"no message id in receipt {short_message!r}")
-    stat_text = fields.get("stat", "")
-    state = _tlv_state(tlvs.get(Tag.MESSAGE_STATE)) or _STATES.get(
+    stat_text = get("stat", "")
+    state = (tlvs and _tlv_state(tlvs.get(Tag.MESSAGE_STATE))) or _STATES.get(
         stat_text.upper(), ReceiptState.UNKNOWN
     )
     return Receipt(
         message_id=message_id,
         state=state,
         stat_text=stat_text,
-        error_code=fields.get("err"),
-        submitted=_count(fields.get("sub")),
-        delivered=_count(fields.get("dlvrd")),
-        submit_date=_date(fields.get("submitdate")),
-        done_date=_date(fields.get("donedate")),
-        text=fields.get("text"),
-        network_error=_network_error(tlvs.get(Tag.NETWORK_ERROR_CODE)),
+        error_code=get("err"),
+        submitted=_count(get("sub")),
+        delivered=_count(get("dlvrd")),
+        submit_date=_date(get("submitdate")),
+        done_date=_date(get("donedate")),
+        text=get("text"),
+        network_error=_network_error(tlvs.get(Tag.NETWORK_ERROR_CODE)) if tlvs else None,
     )
 
 
 # The layout of Appendix B exactly as most SMSCs write it: read in one match. Anything else
-# (other case, spacing, order, missing keys) goes to the general scan, which gives the same
-# fields for this layout (tests/test_receipts.py checks the two agree).
+# (other case, spacing, order, missing keys, an empty value, a value with a colon) goes to the
+# general scan, which gives the same fields for this layout (tests/test_receipts.py checks the
+# two agree). A value cannot hold a space, so each one runs exactly to the next key.
+_V = r"([^\s:]+)"
 _CANONICAL = re.compile(
-    r"id:(\S+) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) stat:(\S*) err:(\S*)"
+    rf"id:{_V} sub:{_V} dlvrd:{_V} submit date:{_V} done date:{_V} stat:{_V} err:{_V}"
     r"(?: [Tt]ext:(.*))?",
     re.DOTALL,
 )
@@ -141,13 +145,13 @@ _CANONICAL_KEYS = ("id", "sub", "dlvrd", "submitdate", "donedate", "stat", "err"
 def _fields(text: str) -> dict[str, str]:
     """Values by key (lower case, spaces and underscores removed); the first occurrence wins."""
     canonical = _CANONICAL.fullmatch(text)
-    if canonical is not None and ":" not in "".join(canonical.groups("")[:7]):
-        values = canonical.groups()
-        fields = {k: v for k, v in zip(_CANONICAL_KEYS, values, strict=False) if v}
-        if values[7] is not None:
-            fields["text"] = values[7].strip()
-        return fields
-    return _scan_fields(text)
+    if canonical is None:
+        return _scan_fields(text)
+    values = canonical.groups()
+    fields = dict(zip(_CANONICAL_KEYS, values, strict=False))  # the seven keys, not text
+    if values[7] is not None:
+        fields["text"] = values[7].strip()
+    return fields
 
 
 def _scan_fields(text: str) -> dict[str, str]:
@@ -200,10 +204,14 @@ def _network_error(value: object) -> tuple[int, int] | None:
     return None
 
 
+# _count and _date are cached: receipts repeat the same few counts and, within a minute, the
+# same dates. Their results are immutable.
+@functools.lru_cache(maxsize=256)
 def _count(value: str | None) -> int | None:
     return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
+@functools.lru_cache(maxsize=1024)
 def _date(value: str | None) -> datetime | None:
     if value is None or len(value) not in (10, 12) or not (value.isascii() and value.isdigit()):
         return None
@@ -222,7 +230,8 @@ def _date(value: str | None) -> datetime | None:
         return None
 
 
-_ID_DIGITS = {"hex": re.compile(r"[0-9A-Fa-f]+"), "decimal": re.compile(r"[0-9]+")}
+_HEX_ID = re.compile(r"[0-9A-Fa-f]+")
+_ID_DIGITS = {"hex": _HEX_ID, "decimal": re.compile(r"[0-9]+")}
 
 
 def normalise_message_id(raw: str, id_format: str) -> str:
@@ -234,6 +243,8 @@ def normalise_message_id(raw: str, id_format: str) -> str:
     MessageIdError for digits invalid in the format, an empty id or an unknown format.
     """
     value = raw.strip()
+    if id_format == "hex" and _HEX_ID.fullmatch(value):  # the common case, first
+        return format(int(value, 16), "x")
     if id_format == "string":
         if not value:
             raise MessageIdError("empty message id")
