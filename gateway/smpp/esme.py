@@ -47,6 +47,7 @@ class BindError(ConnectionError):
 class EsmeConnection(asyncio.Protocol):
     def __init__(self, config: SessionConfig, on_event: Callable[[Event], None]) -> None:
         self.session = EsmeSession(config)
+        self._events = self.session.event_queue  # popleft() is session.next_event()
         self._on_event = on_event
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -84,13 +85,15 @@ class EsmeConnection(asyncio.Protocol):
         """False when the window is full or the bind is not up (nothing was sent)."""
         if not self.session.submit(pdu, ref, self._loop.time()):
             return False
-        self._pump()
+        if not self._pumping:  # from inside on_event the running pump takes care of it
+            self._pump()
         return True
 
     def ack(self, pdu: Pdu, status: int = 0) -> bool:
         if not self.session.ack(pdu, status):
             return False
-        self._pump()
+        if not self._pumping:
+            self._pump()
         return True
 
     @property
@@ -125,12 +128,20 @@ class EsmeConnection(asyncio.Protocol):
         self._pumping = True
         try:
             session = self.session
-            while (event := session.next_event()) is not None:
-                self._track(event)
-                self._on_event(event)
-            if session.has_output or session.closed:
+            events = self._events
+            if events:
+                bound, on_event = self._bound, self._on_event
+                while events:
+                    event = events.popleft()
+                    if not bound.done():
+                        self._track(event)
+                    on_event(event)
+            if not self._flush_scheduled and (session.has_output or session.closed):
                 self._schedule_flush()
-            self._arm_timer(session.next_deadline())
+            deadline = session.next_deadline()
+            # _arm_timer's own test, here to skip the call when the armed timer stays
+            if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+                self._arm_timer(deadline)
         finally:
             self._pumping = False
 

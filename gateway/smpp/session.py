@@ -55,6 +55,7 @@ _BIND_CLASSES = {
     "receiver": BindReceiver,
 }
 _SUBMIT_CLASSES = (SubmitSm, DataSm, SubmitMulti)
+_DELIVER_CLASSES = (DeliverSm, DataSm)
 _ANSWER_WITH_NACK = (S.ESME_RINVCMDLEN, S.ESME_RINVCMDID)
 
 
@@ -176,6 +177,9 @@ class State(Enum):
 # -- the session -------------------------------------------------------------------------------
 
 
+_RECEIVING = (State.BOUND, State.UNBINDING)  # deliveries accepted, unless bound as transmitter
+
+
 class EsmeSession:
     """The sans-I/O ESME side of one bind. ``now`` is any monotonic clock in seconds and must
     not go backwards."""
@@ -184,6 +188,9 @@ class EsmeSession:
         if not 1 <= first_sequence <= MAX_SEQUENCE:
             raise ValueError("first_sequence must be in 1..0x7FFFFFFF")
         self.config = config
+        # from the (frozen) config, read on every PDU
+        self._sends = config.bind_mode != "receiver"
+        self._receives = config.bind_mode != "transmitter"
         self.state = State.IDLE
         self.peer_system_id = ""
         self._decoder = FrameDecoder(config.max_command_length)
@@ -233,10 +240,16 @@ class EsmeSession:
         Raises PduEncodeError (nothing queued) for a PDU that cannot be encoded."""
         if not isinstance(pdu, _SUBMIT_CLASSES):
             raise TypeError(f"cannot submit a {type(pdu).__name__}")
-        if self.window_free == 0:
+        submits = self._submits
+        # window_free == 0, without the property call
+        if (
+            self.state is not State.BOUND
+            or not self._sends
+            or len(submits) == self.config.window_size
+        ):
             return False
-        seq = self._send_request(pdu, now)
-        self._submits[seq] = (ref, now + self.config.response_timeout)
+        seq = self._write_request(pdu)
+        submits[seq] = (ref, now + self.config.response_timeout)
         self.sent += 1
         return True
 
@@ -248,7 +261,9 @@ class EsmeSession:
             return False
         self._unacked.discard(key)
         resp_cls = DeliverSmResp if isinstance(pdu, DeliverSm) else DataSmResp
-        self._write(resp_cls(command_status=status, sequence_number=pdu.sequence_number))
+        self._out += encode_pdu(
+            resp_cls(command_status=status, sequence_number=pdu.sequence_number)
+        )
         self.acks_sent += 1
         return True
 
@@ -270,9 +285,10 @@ class EsmeSession:
         if self.state in (State.IDLE, State.CLOSED) or not data:
             return
         self._decoder.feed(data)
+        next_pdu = self._decoder.next_pdu
         while self.state is not State.CLOSED:
             try:
-                pdu = self._decoder.next_pdu()
+                pdu = next_pdu()
             except FramingError as exc:
                 self._protocol_error(exc)
                 self._close(UnbindReason.FRAMING_ERROR)
@@ -284,7 +300,7 @@ class EsmeSession:
             if pdu is None:
                 return
             self._last_received = now
-            if pdu.is_response:
+            if pdu.command_id & RESPONSE_BIT:  # pdu.is_response, without the call
                 self._handle_response(pdu)
             else:
                 self._handle_request(pdu)
@@ -331,6 +347,14 @@ class EsmeSession:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
+    @property
+    def event_queue(self) -> deque[Event]:
+        """The pending events, oldest first, as the session's own queue (the same object for the
+        session's life): ``popleft()`` on it is ``next_event()`` without a call per event.
+        Events appended while it is being drained (from an ``unbind`` inside an event handler,
+        say) come out of the same queue."""
+        return self._events
+
     def events(self) -> list[Event]:
         """All pending events, oldest first."""
         events = list(self._events)
@@ -338,20 +362,28 @@ class EsmeSession:
         return events
 
     def next_deadline(self) -> float | None:
-        if self.state in (State.IDLE, State.CLOSED):
+        """The earliest of the control requests' deadlines, the oldest submit's and the next
+        enquire_link's (on a tie, the first of them in that order)."""
+        if self.state is State.IDLE or self.state is State.CLOSED:
             return None
-        deadlines = [deadline for _, deadline in self._control.values()]
+        deadline = None
+        if self._control:  # usually empty once bound
+            for _, due in self._control.values():
+                if deadline is None or due < deadline:
+                    deadline = due
         if self._submits:
-            deadlines.append(next(iter(self._submits.values()))[1])
+            due = next(iter(self._submits.values()))[1]
+            if deadline is None or due < deadline:
+                deadline = due
         due = self._enquire_due()
-        if due is not None:
-            deadlines.append(due)
-        return min(deadlines, default=None)
+        if due is not None and (deadline is None or due < deadline):
+            deadline = due
+        return deadline
 
     @property
     def window_free(self) -> int:
         """Submits that may be sent now: 0 unless bound as transmitter or transceiver."""
-        if self.state is not State.BOUND or self.config.bind_mode == "receiver":
+        if self.state is not State.BOUND or not self._sends:
             return 0
         return self.config.window_size - len(self._submits)
 
@@ -365,25 +397,26 @@ class EsmeSession:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _allocate_sequence(self) -> int:
+    def _write_request(self, pdu: Pdu) -> int:
+        """Queue a request under the next free sequence number; returns the number."""
         seq = self._next_seq
         # Skip numbers still awaiting a response (only possible after a full wrap).
         while seq in self._submits or seq in self._control:
             seq = seq % MAX_SEQUENCE + 1
         self._next_seq = seq % MAX_SEQUENCE + 1
-        return seq
-
-    def _send_request(self, pdu: Pdu, now: float, timeout: float | None = None) -> int:
-        seq = self._allocate_sequence()
         pdu.sequence_number = seq
         try:
             self._out += encode_pdu(pdu)
         except Exception:
             self._next_seq = seq  # nothing was sent: reuse the number
             raise
-        if not isinstance(pdu, _SUBMIT_CLASSES):
-            deadline = now + (self.config.response_timeout if timeout is None else timeout)
-            self._control[seq] = (type(pdu), deadline)
+        return seq
+
+    def _send_request(self, pdu: Pdu, now: float, timeout: float | None = None) -> int:
+        """A bind, unbind or enquire_link: queued and awaiting its response in _control."""
+        seq = self._write_request(pdu)
+        deadline = now + (self.config.response_timeout if timeout is None else timeout)
+        self._control[seq] = (type(pdu), deadline)
         return seq
 
     def _write(self, pdu: Pdu) -> None:
@@ -393,7 +426,8 @@ class EsmeSession:
         interval = self.config.enquire_link_interval
         if self.state is not State.BOUND or interval <= 0:
             return None
-        if any(cls is EnquireLink for cls, _ in self._control.values()):
+        # _control is empty unless an enquire_link (or our unbind) awaits its response
+        if self._control and any(cls is EnquireLink for cls, _ in self._control.values()):
             return None
         return self._last_received + interval
 
@@ -427,16 +461,17 @@ class EsmeSession:
             self._events.append(Bound(self.peer_system_id))
 
     def _handle_request(self, pdu: Pdu) -> None:
-        if isinstance(pdu, EnquireLink):
+        # The branches exclude each other; the commonest comes first.
+        if isinstance(pdu, _DELIVER_CLASSES) and self._receives and self.state in _RECEIVING:
+            self.delivers_received += 1
+            self._unacked.add((pdu.command_id, pdu.sequence_number))
+            self._events.append(DeliverReceived(pdu))
+        elif isinstance(pdu, EnquireLink):
             self.enquire_links_received += 1
             self._write(EnquireLinkResp(sequence_number=pdu.sequence_number))
         elif isinstance(pdu, Unbind):
             self._write(UnbindResp(sequence_number=pdu.sequence_number))
             self._close(UnbindReason.PEER_UNBIND)
-        elif isinstance(pdu, DeliverSm | DataSm) and self._may_receive():
-            self.delivers_received += 1
-            self._unacked.add((pdu.command_id, pdu.sequence_number))
-            self._events.append(DeliverReceived(pdu))
         else:
             # Outbind and alert_notification have no response; anything else is not valid
             # from an SMSC in this bind state (SMPP 3.4 section 2.3).
@@ -445,11 +480,6 @@ class EsmeSession:
                 self._write(
                     resp_cls(command_status=S.ESME_RINVBNDSTS, sequence_number=pdu.sequence_number)
                 )
-
-    def _may_receive(self) -> bool:
-        if self.config.bind_mode == "transmitter":
-            return False
-        return self.state in (State.BOUND, State.UNBINDING)
 
     def _protocol_error(self, exc: PduDecodeError) -> None:
         self.protocol_errors += 1
