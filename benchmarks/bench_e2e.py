@@ -461,12 +461,7 @@ async def gateway_runs(args: argparse.Namespace, sims: list[Sim], tmp: Path) -> 
         out["rss_end"] = proc_rss_kib(pid)
         out["end_at"] = total
     finally:
-        stop.set()
-        follower.cancel()
-        with contextlib.suppress(BaseException):
-            await follower
-        for client in clients:
-            await client.close()
+        await stop_load(stop, follower, clients)
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):
@@ -474,6 +469,16 @@ async def gateway_runs(args: argparse.Namespace, sims: list[Sim], tmp: Path) -> 
         if code != 0:
             print(f"gatewayd exited {code}: {(tmp / 'gatewayd.log').read_text()[-2000:]}")
     return out
+
+
+async def stop_load(stop: asyncio.Event, follower: asyncio.Task[Any], clients: list[Any]) -> None:
+    """End the subscriber and close the sending clients."""
+    stop.set()
+    follower.cancel()
+    with contextlib.suppress(BaseException):
+        await follower
+    for client in clients:
+        await client.close()
 
 
 def _self_cpu() -> float:

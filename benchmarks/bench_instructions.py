@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import shutil
@@ -84,12 +83,7 @@ async def count_instructions(repo: Path, messages: int, tmp: Path) -> int:
                 load, messages, e2e.closed_loop(clients, load, messages, OUTSTANDING), 3600
             )
         finally:
-            stop.set()
-            follower.cancel()
-            with contextlib.suppress(BaseException):
-                await follower
-            for client in clients:
-                await client.close()
+            await e2e.stop_load(stop, follower, clients)
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(600):
                 code = await proc.wait()
