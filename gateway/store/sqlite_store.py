@@ -552,15 +552,9 @@ class SqliteStore:
 
     @staticmethod
     def _resolve(items: list[tuple[_Job, bool, Any]]) -> None:
-        if not items:
-            return
-        first = items[0][0].loop
-        if all(item[0].loop is first for item in items):  # the usual case: one event loop
-            by_loop = {first: items}
-        else:
-            by_loop = {}
-            for item in items:
-                by_loop.setdefault(item[0].loop, []).append(item)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+        for item in items:
+            by_loop.setdefault(item[0].loop, []).append(item)
         for loop, batch in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
                 loop.call_soon_threadsafe(_set_futures, batch)
@@ -1287,8 +1281,18 @@ def message_state(part_states: Iterable[str]) -> str:
     return "in_flight"
 
 
+def _part_state_after(receipt_state: str | None) -> str | None:
+    """The part's state once this receipt is in; None for an intermediate one (enroute,
+    accepted, unknown), which leaves the lifecycle state as it is."""
+    if receipt_state == "delivered":
+        return "delivered"
+    if receipt_state in FINAL_FAILED_RECEIPTS:
+        return "failed"
+    return None
+
+
 def _is_final(receipt_state: str) -> bool:
-    return receipt_state == "delivered" or receipt_state in FINAL_FAILED_RECEIPTS
+    return _part_state_after(receipt_state) is not None
 
 
 def _event_head(conn: sqlite3.Connection) -> int:
@@ -1316,12 +1320,7 @@ def _apply_receipt(
 ) -> None:
     at = iso_utc(ts)
     state, err = payload.get("state"), payload.get("err")
-    if state == "delivered":
-        part_state = "delivered"
-    elif state in FINAL_FAILED_RECEIPTS:
-        part_state = "failed"
-    else:
-        part_state = None  # intermediate (enroute, accepted, unknown): keep the lifecycle state
+    part_state = _part_state_after(state)
     detail = {
         "part": part,
         "carrier": carrier,
