@@ -9,6 +9,12 @@ from setuptools import Extension, setup
 
 EXTENSIONS = [
     Extension("gateway.smpp._native_codec", ["native/smpp_codec.pyx"]),
+    # the same libsqlite3 the sqlite3 module links (Debian: libsqlite3-dev for the header)
+    Extension(
+        "gateway.store._native_statements",
+        ["native/store_statements.pyx"],
+        libraries=["sqlite3"],
+    ),
 ]
 
 setup(

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc valgrind)
+APT_PACKAGES=(python3 python3-venv python3-dev gcc libsqlite3-dev valgrind)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -33,6 +33,8 @@ def test_wheel_has_native_extension_and_console_scripts(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("gateway/smpp/_native_codec") and n.endswith(".so") for n in names)
     assert "gateway/smpp/_pure_codec.py" in names
+    assert any(n.startswith("gateway/store/_native_statements") and n.endswith(".so") for n in names)
+    assert "gateway/store/statements.py" in names
     assert "gateway/smsc_sim/example.toml" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -38,11 +38,26 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, params=["native", "pure"])
+def statements_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every store test runs with each backend of the writer's hot statements."""
+    if request.param == "pure":
+        monkeypatch.setenv("GATEWAY_PURE", "1")
+    else:
+        monkeypatch.delenv("GATEWAY_PURE", raising=False)
+    return str(request.param)
+
+
+def expected_backend() -> str:
+    return "pure" if os.environ.get("GATEWAY_PURE", "") not in ("", "0") else "native"
+
+
 def run(fn: Callable[[SqliteStore], Awaitable[T]], path: Path, **options: Any) -> T:
     """Open the store, run `fn` in an event loop, close the store."""
 
     async def main() -> T:
         store = SqliteStore(str(path), **options)
+        assert store.statements_backend == expected_backend()
         try:
             return await fn(store)
         finally:

@@ -47,6 +47,17 @@ from typing import Any, Literal, TypeVar, overload
 
 from gateway.store.ids import new_message_id
 from gateway.store.schema import migrate
+from gateway.store.statements import (
+    INSERT_EVENT,
+    INSERT_MESSAGE,
+    INSERT_PART,
+    UPDATE_RECEIPT,
+    UPDATE_RESP,
+    UPDATE_SUBMIT,
+    PureStatements,
+    Statements,
+    load_statements,
+)
 
 T = TypeVar("T")
 CHECKPOINT_IDLE_S = 1.0  # the checkpointer's longest wait while nothing is written
@@ -188,12 +199,14 @@ class _WriterConnection(sqlite3.Connection):
     history: list[tuple[str, int, str, str, str]]  # rows for _INSERT_HISTORY, in order
     clock_us: int  # the last step's place in history: strictly increasing microseconds
     clock_saved_us: int  # what writer_clock holds
+    hot: Statements  # the writes every message makes (gateway.store.statements)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.appended = []
         self.history = []
         self.clock_us = self.clock_saved_us = 0
+        self.hot = PureStatements(self)
 
     def tick(self, ts: float) -> int:
         """The place in history of a step written now (`ts`: its time, Unix seconds)."""
@@ -285,6 +298,8 @@ class SqliteStore:
         self._commit_s = max(group_commit_ms, 0.0) / 1000.0
         self._batch_rows = group_commit_rows
         self._max_queue = max_queue
+        #: "native" or "pure": which backend runs the writer's hot statements
+        self.statements_backend = ""
         #: number of COMMITs done by the writer, and jobs committed (for tests and benchmarks)
         self.commits = 0
         self.jobs_committed = 0
@@ -410,6 +425,8 @@ class SqliteStore:
         try:
             conn = self._connect(read_only=False)
             migrate(conn)
+            conn.hot = load_statements(conn, self.path)
+            self.statements_backend = conn.hot.backend
             self._reload_caches(conn)
         except BaseException as exc:
             self._failure = exc
@@ -436,6 +453,7 @@ class SqliteStore:
             self._resolve([(job, False, error) for job in left])
             log.critical("store writer failed; the store is closed", exc_info=exc)
         finally:
+            conn.hot.close()
             conn.close()
 
     def _write_batch(self, conn: _WriterConnection) -> None:
@@ -631,11 +649,9 @@ class SqliteStore:
                     return row[0], False
             message_id = new_message_id()
             ts = time.time() if now is None else now
-            conn.execute(
-                "INSERT INTO messages (id, client_id, client_ref, idempotency_key, source_addr,"
-                " dest_addr, data_coding, payload, carrier, parts_total, created_at,"
-                " text, concat_ref, validity_s, priority, accepted_us)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            run = conn.hot.run
+            run(
+                INSERT_MESSAGE,
                 (
                     message_id,
                     msg.client_id,
@@ -655,10 +671,8 @@ class SqliteStore:
                     conn.tick(ts),
                 ),
             )
-            conn.executemany(
-                "INSERT INTO message_parts (message_id, part_no, state) VALUES (?, ?, 'pending')",
-                [(message_id, n) for n in range(1, msg.parts_total + 1)],
-            )
+            for n in range(1, msg.parts_total + 1):
+                run(INSERT_PART, (message_id, n))
             return message_id, True
 
         return self._submit(job, admission=True, then=then)
@@ -698,14 +712,10 @@ class SqliteStore:
 
         def job(conn: _WriterConnection) -> None:
             ts = time.time() if now is None else now
-            cur = conn.execute(
-                "UPDATE message_parts SET state = 'submitted', carrier = ?, submitted_at = ?,"
-                " submitted_us = ?, resp_status = NULL, resp_at = NULL, resp_us = NULL,"
-                " carrier_message_id_raw = NULL, carrier_message_id_norm = NULL"
-                " WHERE message_id = ? AND part_no = ?",
-                (carrier, iso_utc(ts), conn.tick(ts), message_id, part),
+            changed = conn.hot.run(
+                UPDATE_SUBMIT, (carrier, iso_utc(ts), conn.tick(ts), message_id, part)
             )
-            _require(cur, message_id, part)
+            _require(changed, message_id, part)
             self._forget_answered(message_id, part)
 
         return self._submit(job, then=then)
@@ -759,10 +769,8 @@ class SqliteStore:
 
         def job(conn: _WriterConnection) -> int:
             ts = time.time() if now is None else now
-            cur = conn.execute(
-                "UPDATE message_parts SET state = ?, carrier = ?, resp_status = ?, resp_at = ?,"
-                " resp_us = ?, carrier_message_id_raw = ?, carrier_message_id_norm = ?"
-                " WHERE message_id = ? AND part_no = ?",
+            changed = conn.hot.run(
+                UPDATE_RESP,
                 (
                     "carrier_accepted" if status == 0 else "carrier_rejected",
                     carrier,
@@ -775,7 +783,7 @@ class SqliteStore:
                     part,
                 ),
             )
-            _require(cur, message_id, part)
+            _require(changed, message_id, part)
             applied = 0
             if status == 0 and carrier_message_id_norm is not None:
                 self._remember_answered(carrier, carrier_message_id_norm, message_id, part)
@@ -1212,8 +1220,8 @@ def _set_futures(items: list[tuple[_Job, bool, Any]]) -> None:
 # ---------------------------------------------------------------------- writer-side helpers
 
 
-def _require(cur: sqlite3.Cursor, message_id: str, part: int) -> None:
-    if cur.rowcount == 0:
+def _require(changed: int, message_id: str, part: int) -> None:
+    if changed == 0:
         raise UnknownPart(f"no part {part} of message {message_id}")
 
 
@@ -1330,11 +1338,8 @@ def _apply_receipt(
         **(payload.get("detail") or {}),
     }
     detail_json = _json(detail)
-    conn.execute(
-        "UPDATE message_parts SET receipt_state = ?, receipt_err = ?, receipt_at = ?,"
-        " receipt_us = ?, receipt_detail = ?, state = COALESCE(?, state)"
-        " WHERE message_id = ? AND part_no = ?",
-        (state, err, at, conn.tick(ts), detail_json, part_state, message_id, part),
+    conn.hot.run(
+        UPDATE_RECEIPT, (state, err, at, conn.tick(ts), detail_json, part_state, message_id, part)
     )
     body = {"message_id": message_id, **detail}
     # the event body is the history detail with the message id first: spliced, not encoded again
@@ -1345,7 +1350,7 @@ def _apply_receipt(
 
 
 def _append_event(
-    conn: sqlite3.Connection,
+    conn: _WriterConnection,
     kind: str,
     body: Any,
     ts: float,
@@ -1357,12 +1362,8 @@ def _append_event(
     listeners get it as is, and it must equal what reading the log back gives (`body_json`, when
     the caller has it, must be its encoding)."""
     at = iso_utc(ts) if at is None else at
-    cur = conn.execute(
-        "INSERT INTO events (at, at_ts, kind, body) VALUES (?, ?, ?, ?)",
-        (at, ts, kind, _json(body) if body_json is None else body_json),
+    seq = conn.hot.insert(
+        INSERT_EVENT, (at, ts, kind, _json(body) if body_json is None else body_json)
     )
-    seq = int(cur.lastrowid or 0)
-    appended = getattr(conn, "appended", None)
-    if appended is not None:
-        appended.append(Event(seq, at, kind, body))
+    conn.appended.append(Event(seq, at, kind, body))
     return seq

@@ -1,0 +1,100 @@
+"""The writer's hot statements: the few writes every message makes, run by index.
+
+    hot = load_statements(conn, path)
+    hot.run(UPDATE_SUBMIT, (carrier, at, us, message_id, part))   # -> rows changed
+    hot.insert(INSERT_EVENT, (at, ts, kind, body))                # -> the new rowid
+
+Two backends give identical results (return values, rows written, exception classes and
+messages): `PureStatements` over the `sqlite3` module, and the native one
+(`gateway.store._native_statements`, built from `native/store_statements.pyx`), which keeps each
+statement prepared on the same SQLite connection and binds and steps it without the module's
+per-call work (a cursor object, a statement-cache lookup, the GIL dropped and taken back around
+every step). It runs in the writer's own transaction, so it changes nothing about batching,
+rollback or savepoints. ``GATEWAY_PURE=1`` forces the pure one; so does a build without the
+extension, or a Python whose `sqlite3.Connection` layout the extension does not know.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+INSERT_MESSAGE = 0
+INSERT_PART = 1
+UPDATE_SUBMIT = 2
+UPDATE_RESP = 3
+UPDATE_RECEIPT = 4
+INSERT_EVENT = 5
+
+#: by index above; the native backend prepares exactly these strings
+SQL: tuple[str, ...] = (
+    "INSERT INTO messages (id, client_id, client_ref, idempotency_key, source_addr,"
+    " dest_addr, data_coding, payload, carrier, parts_total, created_at,"
+    " text, concat_ref, validity_s, priority, accepted_us)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO message_parts (message_id, part_no, state) VALUES (?, ?, 'pending')",
+    "UPDATE message_parts SET state = 'submitted', carrier = ?, submitted_at = ?,"
+    " submitted_us = ?, resp_status = NULL, resp_at = NULL, resp_us = NULL,"
+    " carrier_message_id_raw = NULL, carrier_message_id_norm = NULL"
+    " WHERE message_id = ? AND part_no = ?",
+    "UPDATE message_parts SET state = ?, carrier = ?, resp_status = ?, resp_at = ?,"
+    " resp_us = ?, carrier_message_id_raw = ?, carrier_message_id_norm = ?"
+    " WHERE message_id = ? AND part_no = ?",
+    "UPDATE message_parts SET receipt_state = ?, receipt_err = ?, receipt_at = ?,"
+    " receipt_us = ?, receipt_detail = ?, state = COALESCE(?, state)"
+    " WHERE message_id = ? AND part_no = ?",
+    "INSERT INTO events (at, at_ts, kind, body) VALUES (?, ?, ?, ?)",
+)
+
+
+class Statements(Protocol):
+    backend: str
+
+    def run(self, which: int, params: tuple[Any, ...]) -> int:
+        """Run statement `which` with `params`; the number of rows it changed."""
+        ...
+
+    def insert(self, which: int, params: tuple[Any, ...]) -> int:
+        """Run INSERT statement `which` with `params`; the rowid of the row it added."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class PureStatements:
+    """The pure-Python twin: the `sqlite3` module's own execute."""
+
+    backend = "pure"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._execute = conn.execute
+
+    def run(self, which: int, params: tuple[Any, ...]) -> int:
+        return self._execute(SQL[which], params).rowcount
+
+    def insert(self, which: int, params: tuple[Any, ...]) -> int:
+        return int(self._execute(SQL[which], params).lastrowid or 0)
+
+    def close(self) -> None:
+        pass
+
+
+def load_statements(conn: sqlite3.Connection, path: str) -> Statements:
+    """The hot statements for the writer's connection `conn` (opened on `path`)."""
+    if os.environ.get("GATEWAY_PURE", "") not in ("", "0"):
+        return PureStatements(conn)
+    try:
+        from gateway.store import _native_statements as native  # type: ignore[attr-defined]
+    except ImportError as exc:
+        log.warning("native store statements unavailable (%s); using the sqlite3 module", exc)
+        return PureStatements(conn)
+    try:
+        statements: Statements = native.NativeStatements(conn, path, SQL)
+    except native.Unsupported as exc:
+        log.warning("native store statements not usable here (%s); using the sqlite3 module", exc)
+        return PureStatements(conn)
+    return statements
