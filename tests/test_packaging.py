@@ -31,9 +31,9 @@ def test_wheel_has_native_extension_and_console_scripts(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("gatewayd-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(n.startswith("gateway/smpp/_native_codec") and n.endswith(".so") for n in names)
     assert "gateway/smpp/_pure_codec.py" in names
-    assert any(n.startswith("gateway/store/_native_statements") and n.endswith(".so") for n in names)
+    native = ("gateway/smpp/_native_codec", "gateway/store/_native_statements")
+    assert all(any(n.startswith(m) and n.endswith(".so") for n in names) for m in native)
     assert "gateway/store/statements.py" in names
     assert "gateway/smsc_sim/example.toml" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

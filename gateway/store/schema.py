@@ -147,7 +147,18 @@ BEGIN
 END;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+# The writer archives an overwritten step itself (gateway.store.statements: each step's UPDATE
+# only matches a part whose column is still empty; only when it does not, the old value is
+# copied into history and the column emptied first). Exactly what the triggers did, but the
+# triggers ran their program on every UPDATE of those columns, the common first write included:
+# about a sixth of the store's SQLite time per message.
+_V6 = """
+DROP TRIGGER history_keeps_submit;
+DROP TRIGGER history_keeps_resp;
+DROP TRIGGER history_keeps_receipt;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -57,6 +57,7 @@ from gateway.store.statements import (
     PureStatements,
     Statements,
     load_statements,
+    write_step,
 )
 
 T = TypeVar("T")
@@ -712,8 +713,8 @@ class SqliteStore:
 
         def job(conn: _WriterConnection) -> None:
             ts = time.time() if now is None else now
-            changed = conn.hot.run(
-                UPDATE_SUBMIT, (carrier, iso_utc(ts), conn.tick(ts), message_id, part)
+            changed = write_step(
+                conn.hot, UPDATE_SUBMIT, (carrier, iso_utc(ts), conn.tick(ts), message_id, part)
             )
             _require(changed, message_id, part)
             self._forget_answered(message_id, part)
@@ -769,7 +770,8 @@ class SqliteStore:
 
         def job(conn: _WriterConnection) -> int:
             ts = time.time() if now is None else now
-            changed = conn.hot.run(
+            changed = write_step(
+                conn.hot,
                 UPDATE_RESP,
                 (
                     "carrier_accepted" if status == 0 else "carrier_rejected",
@@ -1338,8 +1340,10 @@ def _apply_receipt(
         **(payload.get("detail") or {}),
     }
     detail_json = _json(detail)
-    conn.hot.run(
-        UPDATE_RECEIPT, (state, err, at, conn.tick(ts), detail_json, part_state, message_id, part)
+    write_step(
+        conn.hot,
+        UPDATE_RECEIPT,
+        (state, err, at, conn.tick(ts), detail_json, part_state, message_id, part),
     )
     body = {"message_id": message_id, **detail}
     # the event body is the history detail with the message id first: spliced, not encoded again

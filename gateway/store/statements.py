@@ -29,6 +29,14 @@ UPDATE_SUBMIT = 2
 UPDATE_RESP = 3
 UPDATE_RECEIPT = 4
 INSERT_EVENT = 5
+# A step's column already holds an earlier one (a part sent again, a second resp, the final
+# receipt after an intermediate one): copy it into history, then empty the columns (schema._V6).
+ARCHIVE_SUBMIT = 6
+ARCHIVE_RESP = 7
+ARCHIVE_RECEIPT = 8
+REOPEN_SUBMIT = 9
+REOPEN_RESP = 10
+REOPEN_RECEIPT = 11
 
 #: by index above; the native backend prepares exactly these strings
 SQL: tuple[str, ...] = (
@@ -40,15 +48,54 @@ SQL: tuple[str, ...] = (
     "UPDATE message_parts SET state = 'submitted', carrier = ?, submitted_at = ?,"
     " submitted_us = ?, resp_status = NULL, resp_at = NULL, resp_us = NULL,"
     " carrier_message_id_raw = NULL, carrier_message_id_norm = NULL"
-    " WHERE message_id = ? AND part_no = ?",
+    " WHERE message_id = ? AND part_no = ? AND submitted_us IS NULL AND resp_us IS NULL",
     "UPDATE message_parts SET state = ?, carrier = ?, resp_status = ?, resp_at = ?,"
     " resp_us = ?, carrier_message_id_raw = ?, carrier_message_id_norm = ?"
-    " WHERE message_id = ? AND part_no = ?",
+    " WHERE message_id = ? AND part_no = ? AND resp_us IS NULL",
     "UPDATE message_parts SET receipt_state = ?, receipt_err = ?, receipt_at = ?,"
     " receipt_us = ?, receipt_detail = ?, state = COALESCE(?, state)"
-    " WHERE message_id = ? AND part_no = ?",
+    " WHERE message_id = ? AND part_no = ? AND receipt_us IS NULL",
     "INSERT INTO events (at, at_ts, kind, body) VALUES (?, ?, ?, ?)",
+    "INSERT INTO history (message_id, seq, at, event, detail)"
+    " SELECT message_id, submitted_us, submitted_at, 'submitted',"
+    " json_object('part', part_no, 'carrier', carrier)"
+    " FROM message_parts WHERE message_id = ? AND part_no = ? AND submitted_us IS NOT NULL",
+    "INSERT INTO history (message_id, seq, at, event, detail)"
+    " SELECT message_id, resp_us, resp_at, 'resp',"
+    " json_object('part', part_no, 'carrier', carrier, 'status', resp_status,"
+    " 'carrier_message_id', carrier_message_id_raw)"
+    " FROM message_parts WHERE message_id = ? AND part_no = ? AND resp_us IS NOT NULL",
+    "INSERT INTO history (message_id, seq, at, event, detail)"
+    " SELECT message_id, receipt_us, receipt_at, 'receipt', receipt_detail"
+    " FROM message_parts WHERE message_id = ? AND part_no = ? AND receipt_us IS NOT NULL",
+    "UPDATE message_parts SET submitted_us = NULL, resp_us = NULL"
+    " WHERE message_id = ? AND part_no = ?",
+    "UPDATE message_parts SET resp_us = NULL WHERE message_id = ? AND part_no = ?",
+    "UPDATE message_parts SET receipt_us = NULL WHERE message_id = ? AND part_no = ?",
 )
+
+#: for each step's UPDATE: what to archive, and how to empty its columns, when it matched nothing
+_OVERWRITE = {
+    UPDATE_SUBMIT: ((ARCHIVE_SUBMIT, ARCHIVE_RESP), REOPEN_SUBMIT),
+    UPDATE_RESP: ((ARCHIVE_RESP,), REOPEN_RESP),
+    UPDATE_RECEIPT: ((ARCHIVE_RECEIPT,), REOPEN_RECEIPT),
+}
+
+
+def write_step(statements: Statements, which: int, params: tuple[Any, ...]) -> int:
+    """Run a step's UPDATE (UPDATE_SUBMIT, UPDATE_RESP or UPDATE_RECEIPT, whose last two
+    parameters are the message id and part); when the part already holds such a step, that one
+    goes to history first. The rows changed: 0 only when there is no such part."""
+    changed = statements.run(which, params)
+    if changed:
+        return changed
+    archives, reopen = _OVERWRITE[which]
+    key = params[-2:]
+    for archive in archives:
+        statements.run(archive, key)
+    if statements.run(reopen, key) == 0:
+        return 0  # no such part
+    return statements.run(which, params)
 
 
 class Statements(Protocol):
