@@ -34,6 +34,7 @@ import collections
 import contextlib
 import json
 import logging
+import queue
 import sqlite3
 import threading
 import time
@@ -318,9 +319,12 @@ class SqliteStore:
         self._answered_key: dict[tuple[str, int], tuple[str, str]] = {}
 
         self._queue: collections.deque[_Job] = collections.deque()
-        # Callers take the plain lock (cheap) to enqueue and notify only a writer that waits.
+        # Callers take the plain lock (cheap) to enqueue and wake only a writer that waits. The
+        # writer sleeps on a SimpleQueue of wake-ups (C code on both sides, where a
+        # threading.Condition runs Python for every notify and wait); a wake-up that arrives
+        # after the writer stopped waiting only makes it look at the queue once more.
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        self._wakeups: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._writer_waiting = False
         self._closing = False
         self._failure: BaseException | None = None
@@ -436,16 +440,17 @@ class SqliteStore:
         self._ready.set()
         try:
             while True:
-                with self._cond:
-                    while not self._queue and not self._closing:
-                        self._writer_waiting = True
-                        self._cond.wait()
-                        self._writer_waiting = False
-                    if not self._queue:
-                        break  # closing, and everything queued has been written
-                self._write_batch(conn)
+                with self._lock:
+                    pending = bool(self._queue)
+                    if not pending and self._closing:
+                        break  # everything queued has been written
+                    self._writer_waiting = not pending
+                if pending:
+                    self._write_batch(conn)
+                else:
+                    self._wakeups.get()
         except BaseException as exc:  # a bug or a dead database: fail loudly, never hang callers
-            with self._cond:
+            with self._lock:
                 self._failure = exc
                 self._closing = True
                 left = list(self._queue)
@@ -468,13 +473,16 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             failed = False
             while len(taken) < self._batch_rows:
-                with self._cond:
-                    if not self._queue and not self._closing:
-                        remaining = deadline - time.monotonic()
-                        if remaining > 0:
-                            self._writer_waiting = True
-                            self._cond.wait(remaining)
-                            self._writer_waiting = False
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    with self._lock:
+                        idle = not self._queue and not self._closing
+                        self._writer_waiting = idle
+                    if idle:
+                        with contextlib.suppress(queue.Empty):
+                            self._wakeups.get(timeout=remaining)
+                        self._writer_waiting = False
+                with self._lock:
                     take = min(len(self._queue), self._batch_rows - len(taken))
                     jobs = [self._queue.popleft() for _ in range(take)]
                 if not jobs:
@@ -600,7 +608,8 @@ class SqliteStore:
                 raise StoreBusy(f"store writer queue full ({len(self._queue)} waiting)")
             self._queue.append(_Job(fn, loop, future, then))
             if self._writer_waiting:
-                self._cond.notify()
+                self._writer_waiting = False
+                self._wakeups.put(None)
         return future
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -1184,9 +1193,9 @@ class SqliteStore:
         Blocks until the last batch is committed; from async code prefer `aclose()`.
         Idempotent.
         """
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._cond.notify_all()
+            self._wakeups.put(None)
         self._writer.join()
         self._stop_checkpoints.set()
         self._checkpointer.join()
