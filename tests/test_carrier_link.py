@@ -7,6 +7,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from gateway.smpp.pdu import SubmitSm
 from gateway.smpp.reassembly import parse_udh
 from gateway.smsc_sim import SmscSimulator
 from gateway.smsc_sim.config import SimConfig
-from gateway.store.sqlite_store import NewMessage, SqliteStore
+from gateway.store.sqlite_store import NewMessage, SqliteStore, StoreError
 
 LONG_TEXT = "The quick brown fox jumps over the lazy dog. " * 8  # 360 septets: 3 parts
 
@@ -366,6 +367,70 @@ def test_the_window_keeps_submits_in_flight_while_the_carrier_is_slow(tmp_path: 
             await eventually(lambda: _true(link.counters.accepted == 4 * window))
             assert sim.counters.submit_sm == 4 * window
             await link.stop(1.0)
+            await store.aclose()
+
+    run(test)
+
+
+class _HeldSubmits(SqliteStore):
+    """A store that holds back the news that a part's "submitted" record is committed (or, with
+    `fail`, reports it as failed), until `release()`."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.held: list[Callable[[], None]] = []
+        self.fail = False
+
+    def record_submit(self, *args: Any, then: Any = None, **kwargs: Any) -> Any:
+        def hold(error: BaseException | None, result: Any) -> None:
+            if self.fail:
+                error = StoreError("injected: batch not committed")
+            self.held.append(lambda: then(error, result))
+
+        return super().record_submit(*args, then=hold, **kwargs)
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for callback in held:
+            callback()
+
+
+def test_a_part_goes_out_only_after_its_submitted_record_is_committed(tmp_path: Path) -> None:
+    """So a crash can never leave a part at the carrier that the store still calls pending:
+    every possible duplicate of the start-up resend is counted."""
+
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0)) as sim:
+            profile = make_profile(tmp_path, sim.port)
+            store = _HeldSubmits(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store, retry_delay_s=0.05)
+            await link.start()
+            await link.wait_bound()
+            first = await send(link, store, "hello")
+            await eventually(lambda: _true(len(store.held) == 1))
+            record = await store.get_message(first)
+            assert record is not None and record.parts[0].state == "submitted"  # committed
+            await asyncio.sleep(0.2)
+            assert sim.counters.submit_sm == 0  # but not sent
+            store.release()
+            await eventually(lambda: all_in_state(store, [first], "delivered"))
+            assert sim.counters.submit_sm == 1
+
+            # a record that failed to commit: the part waits and is recorded again, never
+            # sent unrecorded
+            store.fail = True
+            second = await send(link, store, "again", ref=2)
+            await eventually(lambda: _true(len(store.held) == 1))
+            store.release()
+            await eventually(lambda: _true(len(store.held) == 1))  # taken again after the delay
+            assert sim.counters.submit_sm == 1 and link.counters.store_errors == 1
+            store.fail = False
+            store.release()
+            await eventually(lambda: _true(len(store.held) == 1))
+            store.release()
+            await eventually(lambda: all_in_state(store, [second], "delivered"))
+            assert sim.counters.submit_sm == 2
+            assert await link.stop(1.0) == []
             await store.aclose()
 
     run(test)

@@ -15,8 +15,9 @@ class InProgress:
         self._idle.set()
 
     def started(self) -> None:
+        if self.count == 0:
+            self._idle.clear()
         self.count += 1
-        self._idle.clear()
 
     def finished(self) -> None:
         self.count -= 1

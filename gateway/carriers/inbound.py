@@ -35,7 +35,8 @@ from gateway.store.sqlite_store import SqliteStore, StoreError
 
 log = logging.getLogger(__name__)
 
-_RECEIPT_BITS = EsmClass.SMSC_DELIVERY_RECEIPT | EsmClass.INTERMEDIATE_NOTIFICATION
+# a plain int: `int & IntFlag` runs enum's Python-level __and__ and builds a flag per call
+_RECEIPT_BITS = int(EsmClass.SMSC_DELIVERY_RECEIPT | EsmClass.INTERMEDIATE_NOTIFICATION)
 
 
 class Acker(Protocol):

@@ -95,6 +95,9 @@ class _Bind:
     conn: EsmeConnection | None = None
     up: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # parts taken for this bind whose "submitted" record is not committed yet: they hold a
+    # place in its window until then
+    reserved: int = 0
 
     @property
     def key(self) -> tuple[int, str]:
@@ -543,21 +546,52 @@ class CarrierLink:
         self._kick()
 
     def _fill(self, bind: _Bind, now: float) -> bool:
-        """Send what the window and the rate allow; True when the window still has room."""
+        """Take what the window and the rate allow; True when the window still has room.
+
+        A part goes on the wire only once its "submitted" record is committed (`_submit_part`):
+        after a crash every part the carrier may have is then known as submitted, so the
+        start-up resend counts each possible duplicate (a part still pending was never sent).
+        """
         conn = bind.conn
-        while conn is not None and bind.up and conn.window_free > 0:
+        while conn is not None and bind.up and conn.window_free > bind.reserved:
             part = self.dispatcher.take(bind.key, now)
             if part is None:
                 return True
             if part.expires_at is not None and self._wall_clock() >= part.expires_at:
                 self._expire(part)
                 continue
-            self._write(self._store.record_submit, part.message_id, part.part_no, self.carrier)
-            if not conn.submit(part.pdu, part):
-                self.dispatcher.requeue(part)
-                return False
-            self.counters.submitted += 1
+            self._submit_part(bind, conn, part)
         return False
+
+    def _submit_part(self, bind: _Bind, conn: EsmeConnection, part: OutboundPart) -> None:
+        def recorded(error: BaseException | None, _result: Any) -> None:
+            self._store_writes.finished()
+            bind.reserved -= 1
+            if error is not None:
+                self._not_recorded(part, error)
+            elif (
+                bind.conn is conn and bind.up and not self._stopping and conn.submit(part.pdu, part)
+            ):
+                self.counters.submitted += 1
+            else:  # the bind went away or the link is stopping meanwhile: not sent
+                self.dispatcher.requeue(part)
+            self._kick()
+
+        try:
+            self._store.record_submit(part.message_id, part.part_no, self.carrier, then=recorded)
+        except StoreError as exc:
+            self._not_recorded(part, exc)
+            return
+        bind.reserved += 1
+        self._store_writes.started()
+
+    def _not_recorded(self, part: OutboundPart, error: BaseException) -> None:
+        # Not sent unrecorded: it waits (the store is full or failing) and is tried again.
+        self.counters.store_errors += 1
+        log.error(
+            "%s: submit of %s not recorded, retried: %r", self.carrier, part.message_id, error
+        )
+        self.dispatcher.requeue(part, self._clock() + self._retry_delay)
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
