@@ -361,7 +361,7 @@ def test_the_window_keeps_submits_in_flight_while_the_carrier_is_slow(tmp_path: 
             most = 0
             async with asyncio.timeout(8):
                 while link.counters.accepted == 0:  # until the first answer arrives
-                    most = max(most, link.dispatcher.in_flight)
+                    most = max(most, link.counters.submitted)
                     await asyncio.sleep(0.005)
             assert most == 2 * window  # both binds' windows full, nothing answered yet
             await eventually(lambda: _true(link.counters.accepted == 4 * window))
@@ -430,6 +430,59 @@ def test_a_part_goes_out_only_after_its_submitted_record_is_committed(tmp_path: 
             store.release()
             await eventually(lambda: all_in_state(store, [second], "delivered"))
             assert sim.counters.submit_sm == 2
+            assert await link.stop(1.0) == []
+            await store.aclose()
+
+    run(test)
+
+
+def test_dispatcher_takes_ahead_without_tokens_and_spends_them_per_send() -> None:
+    d = Dispatcher(2, 0.0, per_bind_tps=1, sticky=True)  # 2 PDU/s for the carrier, 1 per bind
+    d.enqueue(_parts("a", 2))
+    d.enqueue(_parts("b", 1))
+    d.enqueue(_parts("c", 1))
+    taken = [d.take(None, 0.0, rated=False) for _ in range(4)]
+    # the rate does not hold back taking ahead; one part per message in flight still holds
+    assert [(p.message_id, p.part_no) for p in taken if p] == [("a", 1), ("b", 1), ("c", 1)]
+    assert taken[3] is None and d.in_flight == 3
+    assert d.next_deadline(None, 0.0) is None  # a/2 waits for a/1's answer, not for time
+    assert d.spend("x", 0.0) == 0.0  # the carrier's and x's first tokens
+    assert d.spend("x", 0.0) == pytest.approx(1.0)  # x's own rate: 1/s
+    assert d.spend("y", 0.0) == 0.0  # the carrier's second token, y's first
+    assert d.spend("y", 0.0) > 0 and d.spend("x", 0.25) > 0  # the carrier's rate: 2/s
+    assert d.spend("x", 1.0) == 0.0
+    # sticky: a message goes where its first part went, once `pin` says so
+    assert d.pinned_to("a") is None
+    d.pin("a", "x")
+    assert d.pinned_to("a") == "x"
+    d.done(taken[0])
+    assert d.take("y", 5.0) is None  # a/2 pinned to x
+    second = d.take(None, 5.0, rated=False)  # taking ahead is for whichever bind sends it
+    assert second is not None and (second.message_id, second.part_no) == ("a", 2)
+    d.requeue(second, not_before=7.0)
+    assert d.next_deadline(None, 6.0) == 7.0  # a retry delay, tokens aside
+
+
+def test_the_rate_holds_on_the_wire_with_parts_recorded_ahead(tmp_path: Path) -> None:
+    """Tokens are spent as parts go out, not as they are recorded: commits that bunch parts
+    together do not make a burst above the carrier's TPS."""
+
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0)) as sim:
+            profile = make_profile(tmp_path, sim.port, tps=20)  # burst: 20 tokens, then 20/s
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store)
+            await link.start()
+            await link.wait_bound()
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for n in range(30):
+                await send(link, store, f"m{n}", ref=n)
+            await eventually(lambda: _true(link.counters.submitted >= 20))
+            await asyncio.sleep(0.2)
+            assert link.counters.submitted < 30  # 20 at once (the burst), then about 20/s
+            await eventually(lambda: _true(sim.counters.submit_sm == 30))
+            assert loop.time() - start >= 0.45  # 10 PDUs past the burst take 0.5 s at 20/s
             assert await link.stop(1.0) == []
             await store.aclose()
 

@@ -127,43 +127,82 @@ class Dispatcher:
         for message_id in [m for m, b in self._pinned.items() if b == bind]:
             del self._pinned[message_id]
 
-    def take(self, bind: Hashable, now: float) -> OutboundPart | None:
-        """The next part for ``bind`` if one is due and the rate allows it (tokens are taken)."""
-        self.rate.tick(now)
-        if not self._ready or self.rate.bucket.delay_until_token(now) > 0:
-            return None
-        bind_bucket = self._bind_bucket(bind, now)
-        if bind_bucket is not None and bind_bucket.delay_until_token(now) > 0:
+    def take(self, bind: Hashable | None, now: float, *, rated: bool = True) -> OutboundPart | None:
+        """The next part for ``bind`` if one is due and the rate allows it (tokens are taken).
+
+        ``rated=False`` selects the part without looking at the rate or taking a token, and
+        ``bind`` None for whichever bind will send it (pins are then left to `pin`): the caller
+        `spend`s the tokens when the part actually goes out."""
+        bind_bucket = None
+        if rated:
+            self.rate.tick(now)
+            if self.rate.bucket.delay_until_token(now) > 0:
+                return None
+            bind_bucket = self._bind_bucket(bind, now)
+            if bind_bucket is not None and bind_bucket.delay_until_token(now) > 0:
+                return None
+        if not self._ready:
             return None
         for index, message_id in enumerate(self._ready):
             pinned = self._pinned.get(message_id)
-            if pinned is not None and pinned != bind:
+            if pinned is not None and bind is not None and pinned != bind:
                 continue
             head = self._parts[message_id][0]
             if head.not_before > now:
                 continue
             del self._ready[index]
             self._parts[message_id].popleft()
-            if self._sticky:
+            if self._sticky and bind is not None:
                 self._pinned[message_id] = bind
-            self.rate.bucket.take(now)
-            if bind_bucket is not None:
-                bind_bucket.take(now)
+            if rated:
+                self.rate.bucket.take(now)
+                if bind_bucket is not None:
+                    bind_bucket.take(now)
             self.in_flight += 1
             self._queued -= 1
             return head
         return None
 
-    def next_deadline(self, bind: Hashable, now: float) -> float | None:
+    def pinned_to(self, message_id: str) -> Hashable | None:
+        """The bind this message's parts must go on (sticky binds), if any yet."""
+        return self._pinned.get(message_id) if self._pinned else None
+
+    def pin(self, message_id: str, bind: Hashable) -> None:
+        """A part of this message went out on ``bind``: with sticky binds, so will the rest."""
+        if self._sticky:
+            self._pinned[message_id] = bind
+
+    def spend(self, bind: Hashable, now: float) -> float:
+        """Take the tokens of one PDU on ``bind`` (the carrier's, and the bind's own when set)
+        if the rate allows it now and return 0.0; else take nothing and return the seconds
+        until it will."""
+        self.rate.tick(now)
+        wait = self.rate.bucket.delay_until_token(now)
+        bind_bucket = self._bind_bucket(bind, now)
+        if bind_bucket is not None:
+            wait = max(wait, bind_bucket.delay_until_token(now))
+        if wait > 0:
+            return wait
+        self.rate.bucket.take(now)
+        if bind_bucket is not None:
+            bind_bucket.take(now)
+        return 0.0
+
+    def next_deadline(self, bind: Hashable | None, now: float) -> float | None:
         """When ``take`` may next give ``bind`` a part, for lack of tokens or a retry delay;
-        None when no queued part may go on that bind (new events will tell)."""
+        None when no queued part may go on that bind (new events will tell). With ``bind``
+        None, when ``take(None, now, rated=False)`` may: only retry delays count."""
         heads = [
-            self._parts[m][0].not_before for m in self._ready if self._pinned.get(m, bind) == bind
+            self._parts[m][0].not_before
+            for m in self._ready
+            if bind is None or self._pinned.get(m, bind) == bind
         ]
         if not heads:
             return None
+        if bind is None:
+            return max(min(heads), now)
         waits = [self.rate.bucket.delay_until_token(now)]
-        bucket = self._bind_buckets.get(bind)
+        bucket = None if bind is None else self._bind_buckets.get(bind)
         if bucket is not None:
             waits.append(bucket.delay_until_token(now))
         return now + max(max(waits), min(heads) - now, 0.0)

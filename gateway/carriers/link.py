@@ -23,6 +23,7 @@ Decisions (see dispatch.py for ordering and the rate):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -54,6 +55,7 @@ from gateway.smpp.session import (
 from gateway.store.sqlite_store import SqliteStore, StoreError
 
 log = logging.getLogger(__name__)
+PIPELINE_WINDOWS = 4  # parts recorded ahead, in windows per bind (see _send_and_record)
 
 BAD_CREDENTIALS = frozenset({S.ESME_RINVPASWD, S.ESME_RINVSYSID, S.ESME_RBINDFAIL})
 TIMEOUT_STATUS = S.ESME_RUNKNOWNERR
@@ -95,9 +97,6 @@ class _Bind:
     conn: EsmeConnection | None = None
     up: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
-    # parts taken for this bind whose "submitted" record is not committed yet: they hold a
-    # place in its window until then
-    reserved: int = 0
 
     @property
     def key(self) -> tuple[int, str]:
@@ -157,6 +156,11 @@ class CarrierLink:
         self._stop = asyncio.Event()
         self._stopping = False
         self._store_writes = InProgress()  # store writes not yet committed (or failed)
+        # The pipeline in front of the binds' windows (see _send_and_record): how many parts
+        # taken from the dispatcher await the commit of their "submitted" record, and the parts
+        # recorded, in order, waiting for a bind with room and a token
+        self._recording = 0
+        self._ready: collections.deque[OutboundPart] = collections.deque()
         # dispatch runs as a loop callback: kicked by events, or by one timer for deadlines
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
@@ -194,6 +198,7 @@ class CarrierLink:
         """Stop sending, wait up to ``deadline_s`` for in-flight answers, unbind; returns the
         parts not sent or not answered (to be resent by someone else)."""
         self._stopping = True
+        self._hand_back_ready()
         self._kick()
         end = asyncio.get_running_loop().time() + deadline_s
         while self.dispatcher.in_flight > 0 and asyncio.get_running_loop().time() < end:
@@ -504,12 +509,9 @@ class CarrierLink:
         deadlines = [now + 1.0]  # throttle recovery ticks at least every second
         try:
             if not self._stopping:
-                for bind in self._binds:
-                    # A full window waits for a response event, not for a deadline.
-                    if bind.can_send and self._fill(bind, now):
-                        deadline = self.dispatcher.next_deadline(bind.key, now)
-                        if deadline is not None:
-                            deadlines.append(deadline)
+                deadline = self._send_and_record(now)
+                if deadline is not None:
+                    deadlines.append(deadline)
             expiry = self.inbound.next_deadline()
             if expiry is not None and self._expiring is None:
                 if expiry <= now:
@@ -545,36 +547,78 @@ class CarrierLink:
         self._timer_at = None
         self._kick()
 
-    def _fill(self, bind: _Bind, now: float) -> bool:
-        """Take what the window and the rate allow; True when the window still has room.
+    def _send_and_record(self, now: float) -> float | None:
+        """Send what the binds' windows and the rate allow, and record the parts to send next;
+        returns when to try again (a token, a retry delay), None when an event will say.
 
-        A part goes on the wire only once its "submitted" record is committed (`_submit_part`):
-        after a crash every part the carrier may have is then known as submitted, so the
-        start-up resend counts each possible duplicate (a part still pending was never sent).
+        A part goes on the wire only once its "submitted" record is committed: after a crash
+        every part the carrier may have is then known as submitted, so the start-up resend
+        counts each possible duplicate (a part still pending was never sent). Parts are taken
+        from the dispatcher and recorded ahead of the windows (`_record_submit`), then wait in
+        `_ready` for any bind with room; the rate's tokens are spent as they go out, so the
+        carrier sees the configured TPS however the commits bunch them.
         """
-        conn = bind.conn
-        while conn is not None and bind.up and conn.window_free > bind.reserved:
-            part = self.dispatcher.take(bind.key, now)
+        dispatcher = self.dispatcher
+        ready = self._ready
+        wait: float | None = None
+        room = 0
+        sending = 0
+        for bind in self._binds:
+            conn = bind.conn
+            if conn is None or not bind.can_send:
+                continue
+            sending += 1
+            skipped = 0  # parts pinned to another bind, left in front (sticky binds only)
+            while len(ready) > skipped and conn.window_free > 0:
+                part = ready[skipped]
+                if part.expires_at is not None and self._wall_clock() >= part.expires_at:
+                    del ready[skipped]
+                    self._expire(part)  # it waited past its validity
+                    continue
+                pinned = dispatcher.pinned_to(part.message_id)
+                if pinned is not None and pinned != bind.key:
+                    skipped += 1
+                    continue
+                delay = dispatcher.spend(bind.key, now)
+                if delay > 0:
+                    wait = now + delay if wait is None else min(wait, now + delay)
+                    break
+                del ready[skipped]
+                dispatcher.pin(part.message_id, bind.key)
+                if not conn.submit(part.pdu, part):
+                    ready.appendleft(part)
+                    break
+                self.counters.submitted += 1
+            room += conn.window_free
+        if not sending:
+            return wait
+        # Records are written ahead, so windows refill as answers come in instead of waiting
+        # for a commit each time: PIPELINE_WINDOWS windows' worth per bind, enough to cover the
+        # store's commit latency at full rate on loopback (one window was not: the queue grew).
+        ahead = PIPELINE_WINDOWS * self.profile.window.size * sending + room
+        while self._recording + len(ready) < ahead:
+            part = dispatcher.take(None, now, rated=False)
             if part is None:
-                return True
+                later = dispatcher.next_deadline(None, now)
+                if later is not None:
+                    wait = later if wait is None else min(wait, later)
+                break
             if part.expires_at is not None and self._wall_clock() >= part.expires_at:
                 self._expire(part)
                 continue
-            self._submit_part(bind, conn, part)
-        return False
+            self._record_submit(part)
+        return wait
 
-    def _submit_part(self, bind: _Bind, conn: EsmeConnection, part: OutboundPart) -> None:
+    def _record_submit(self, part: OutboundPart) -> None:
         def recorded(error: BaseException | None, _result: Any) -> None:
             self._store_writes.finished()
-            bind.reserved -= 1
+            self._recording -= 1
             if error is not None:
                 self._not_recorded(part, error)
-            elif (
-                bind.conn is conn and bind.up and not self._stopping and conn.submit(part.pdu, part)
-            ):
-                self.counters.submitted += 1
-            else:  # the bind went away or the link is stopping meanwhile: not sent
-                self.dispatcher.requeue(part)
+            elif self._stopping:
+                self.dispatcher.requeue(part)  # handed back, never sent
+            else:
+                self._ready.append(part)
             self._kick()
 
         try:
@@ -582,8 +626,13 @@ class CarrierLink:
         except StoreError as exc:
             self._not_recorded(part, exc)
             return
-        bind.reserved += 1
+        self._recording += 1
         self._store_writes.started()
+
+    def _hand_back_ready(self) -> None:
+        """The recorded parts that did not go out return to the queue, in order."""
+        while self._ready:
+            self.dispatcher.requeue(self._ready.pop())
 
     def _not_recorded(self, part: OutboundPart, error: BaseException) -> None:
         # Not sent unrecorded: it waits (the store is full or failing) and is tried again.
