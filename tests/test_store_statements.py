@@ -259,3 +259,47 @@ def test_load_statements_picks_native_and_honours_gateway_pure(tmp_path: Path) -
     conn = open_db(tmp_path / "y.db")
     assert hot.load_statements(conn, str(tmp_path / "elsewhere.db")).backend == "pure"
     conn.close()
+
+
+_texts = st.one_of(st.none(), st.text())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=255),
+    st.text(),
+    st.text(),
+    _texts,
+    _texts,
+    _texts,
+    st.one_of(st.just(()), st.tuples(_texts)),
+    st.dictionaries(st.text(), st.one_of(st.none(), st.text(), st.integers())),
+)
+def test_the_receipt_detail_is_written_as_the_json_encoder_writes_it(
+    part: int,
+    carrier: str,
+    norm: str,
+    state: str | None,
+    err: str | None,
+    stat: str | None,
+    raw: tuple[str | None, ...],
+    other: dict[str, Any],
+) -> None:
+    from gateway.store.sqlite_store import _json, _receipt_detail_json
+
+    detail: dict[str, Any] = {
+        "part": part,
+        "carrier": carrier,
+        "carrier_message_id": norm,
+        "state": state,
+        "err": err,
+        "stat": stat,
+    }
+    if raw:
+        detail["carrier_message_id_raw"] = raw[0]
+    assert _receipt_detail_json(detail) == _json(detail)
+    assert json.loads(_receipt_detail_json(detail)) == detail
+    assert _receipt_detail_json(other) == _json(other)  # any other shape: the encoder itself
+    assert _receipt_detail_json({**detail, "part": str(part)}) == _json(
+        {**detail, "part": str(part)}
+    )

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
-from json.encoder import encode_basestring as py_encode_basestring
+from json.encoder import encode_basestring as _encode_str  # the C one
 from typing import Any, Literal, TypeVar, overload
 
 from gateway.store.ids import new_message_id
@@ -265,12 +265,42 @@ def _not_serialisable(value: Any) -> Any:
 
 
 _c_encode = c_make_encoder(
-    None, _not_serialisable, py_encode_basestring, None, ":", ",", False, False, True
+    None, _not_serialisable, _encode_str, None, ":", ",", False, False, True
 )
 
 
 def _json(value: Any) -> str:
     return "".join(_c_encode(value, 0))
+
+
+_RECEIPT_KEYS = ("part", "carrier", "carrier_message_id", "state", "err", "stat")
+_RECEIPT_KEYS_RAW = (*_RECEIPT_KEYS, "carrier_message_id_raw")
+
+
+def _receipt_detail_json(detail: dict[str, Any]) -> str:
+    """`_json(detail)` for the receipt details the carrier links give (these keys in this
+    order, an int part, str or None values) formatted in one f-string: a fifth of the C
+    encoder's time, once per receipt. Any other detail goes to `_json`."""
+    keys = tuple(detail)
+    if keys != _RECEIPT_KEYS_RAW and keys != _RECEIPT_KEYS:
+        return _json(detail)
+    values = list(detail.values())
+    if type(values[0]) is not int or not all(
+        value is None or type(value) is str for value in values[1:]
+    ):
+        return _json(detail)
+    part, carrier, norm, state, err, stat, *raw = values
+    text = (
+        f'{{"part":{part},"carrier":{_str_json(carrier)},"carrier_message_id":{_str_json(norm)},'
+        f'"state":{_str_json(state)},"err":{_str_json(err)},"stat":{_str_json(stat)}'
+    )
+    if raw:
+        return f'{text},"carrier_message_id_raw":{_str_json(raw[0])}}}'
+    return text + "}"
+
+
+def _str_json(value: str | None) -> str:
+    return "null" if value is None else _encode_str(value)
 
 
 class SqliteStore:
@@ -1348,7 +1378,7 @@ def _apply_receipt(
         "err": err,
         **(payload.get("detail") or {}),
     }
-    detail_json = _json(detail)
+    detail_json = _receipt_detail_json(detail)
     write_step(
         conn.hot,
         UPDATE_RECEIPT,
@@ -1357,7 +1387,9 @@ def _apply_receipt(
     body = {"message_id": message_id, **detail}
     # the event body is the history detail with the message id first: spliced, not encoded again
     body_json = (
-        None if "message_id" in detail else f'{{"message_id":{_json(message_id)},{detail_json[1:]}'
+        None
+        if "message_id" in detail
+        else f'{{"message_id":{_encode_str(message_id)},{detail_json[1:]}'
     )
     _append_event(conn, "receipt", body, ts, at=at, body_json=body_json)
 
