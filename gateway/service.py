@@ -30,6 +30,7 @@ from gateway.carriers.link import CarrierLink
 from gateway.carriers.outbound import OutboundPart, build_submits, outbound_parts
 from gateway.ops.carrier_profile import CarrierProfile
 from gateway.ops.config import Limits
+from gateway.running_loop import running_loop
 from gateway.smpp.constants import DataCoding
 from gateway.smpp.pdu import SubmitSm
 from gateway.smpp.segmentation import MAX_PARTS, SegmentMethod, parts_needed
@@ -110,7 +111,7 @@ class GatewayCore:
             validity_s=req.validity_s,
             priority=req.priority,
         )
-        reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[dict[str, Any]] = running_loop().create_future()
         expires = None if req.validity_s is None else now + req.validity_s
 
         def committed(error: BaseException | None, result: tuple[str, bool]) -> None:

@@ -35,6 +35,7 @@ from gateway.api.errors import ApiError, ErrorCode
 from gateway.api.framing import FrameReader, Message, encode_frame
 from gateway.api.service import GatewayService
 from gateway.ops.config import Api, Limits
+from gateway.running_loop import running_loop
 
 log = logging.getLogger("gateway.api")
 
@@ -146,7 +147,7 @@ class _Connection:
         self.out_bytes += len(frame)
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         self.flush_scheduled = False

@@ -38,6 +38,7 @@ from gateway.carriers.in_progress import InProgress
 from gateway.carriers.inbound import InboundHandler
 from gateway.carriers.outbound import OutboundPart
 from gateway.ops.carrier_profile import CarrierProfile, Reconnect, tls_client_context
+from gateway.running_loop import running_loop
 from gateway.smpp.constants import CommandStatus as S
 from gateway.smpp.esme import BindError, EsmeConnection
 from gateway.smpp.receipts import MessageIdError, normalise_message_id
@@ -499,7 +500,7 @@ class CarrierLink:
         """Run the dispatcher once more in this loop iteration (however many events ask)."""
         if not self._kicked and not self._stop.is_set():
             self._kicked = True
-            asyncio.get_running_loop().call_soon(self._dispatch)
+            running_loop().call_soon(self._dispatch)
 
     def _dispatch(self) -> None:
         self._kicked = False

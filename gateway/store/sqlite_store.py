@@ -46,6 +46,7 @@ from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as _encode_str  # the C one
 from typing import Any, Literal, TypeVar, overload
 
+from gateway.running_loop import running_loop
 from gateway.store.ids import new_message_id
 from gateway.store.schema import migrate
 from gateway.store.statements import (
@@ -264,9 +265,7 @@ def _not_serialisable(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-_c_encode = c_make_encoder(
-    None, _not_serialisable, _encode_str, None, ":", ",", False, False, True
-)
+_c_encode = c_make_encoder(None, _not_serialisable, _encode_str, None, ":", ",", False, False, True)
 
 
 def _json(value: Any) -> str:
@@ -627,7 +626,7 @@ class SqliteStore:
     def _submit(
         self, fn: Job, *, admission: bool = False, then: Then[Any] | None = None
     ) -> asyncio.Future[Any] | None:
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         future = loop.create_future() if then is None else None
         limit = self._max_queue if admission else 2 * self._max_queue
         with self._lock:
