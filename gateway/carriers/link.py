@@ -585,10 +585,10 @@ class CarrierLink:
                     wait = now + delay if wait is None else min(wait, now + delay)
                     break
                 del ready[skipped]
-                dispatcher.pin(part.message_id, bind.key)
                 if not conn.submit(part.pdu, part):
-                    ready.appendleft(part)
+                    ready.insert(skipped, part)
                     break
+                dispatcher.pin(part.message_id, bind.key)
                 self.counters.submitted += 1
             room += conn.window_free
         if not sending:
