@@ -47,7 +47,8 @@ class Request:
     params: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass(slots=True)
 class SendRequest:
     to: str
     sender: str  # the number/name, or the pool name when sender_kind is POOL

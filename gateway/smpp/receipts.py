@@ -41,7 +41,8 @@ class MessageIdError(ValueError):
     """A carrier message id that is not valid in its declared format."""
 
 
-@dataclass(frozen=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass
 class Receipt:
     """A parsed delivery receipt.
 

@@ -36,7 +36,8 @@ class SegmentationError(ValueError):
     """A message that cannot be segmented as asked."""
 
 
-@dataclass(frozen=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass
 class Segment:
     """One short message to submit; the caller sets esm_class UDHI (0x40) when udhi is set."""
 

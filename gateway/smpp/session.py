@@ -109,7 +109,8 @@ class BindFailed:
     command_status: int
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass(slots=True)
 class SubmitResponse:
     """The SMSC's answer to ``submit(pdu, ref)``: submit_sm_resp, data_sm_resp,
     submit_multi_resp, or generic_nack; status and message_id are in ``pdu`` verbatim."""
@@ -126,7 +127,8 @@ class SubmitTimeout:
     ref: Any
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass(slots=True)
 class DeliverReceived:
     """deliver_sm or data_sm from the SMSC. Answer it with ``ack(pdu, status)``."""
 

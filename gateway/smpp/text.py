@@ -35,7 +35,8 @@ _OCTET_CODECS: dict[int, str] = {
 _BINARY = (DataCoding.OCTET_UNSPECIFIED, DataCoding.OCTET_UNSPECIFIED_2)
 
 
-@dataclass(frozen=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass
 class EncodedText:
     """Text encoded for a short message.
 

@@ -100,7 +100,8 @@ class UnknownPart(StoreError, LookupError):
     """A write named a message id / part number that is not in the store."""
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass(slots=True)
 class NewMessage:
     client_id: str
     source_addr: str
@@ -180,13 +181,15 @@ class PendingPart:
     carrier: str | None
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass(slots=True)
 class ReceiptMatch:
     message_id: str
     part_no: int
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
+@dataclass(slots=True)
 class Event:
     seq: int
     at: str
