@@ -379,8 +379,14 @@ class GatewayCore:
         # before the announcement of its commit has run, and an empty answer then would make
         # a subscriber spin on wait_for_events without ever yielding.
         if recent and recent[0]["seq"] <= after_seq + 1 and recent[-1]["seq"] >= self._event_head:
-            start = after_seq + 1 - recent[0]["seq"]  # seqs in `recent` are contiguous
-            return list(itertools.islice(recent, max(start, 0), max(start, 0) + limit))
+            start = max(after_seq + 1 - recent[0]["seq"], 0)  # seqs in `recent` are contiguous
+            if 2 * start < len(recent):
+                return list(itertools.islice(recent, start, start + limit))
+            # A subscriber that keeps up reads near the tail: walk from that end, not past the
+            # whole deque (islice from the left cost a skip of up to RECENT_EVENTS per read).
+            tail = list(itertools.islice(reversed(recent), len(recent) - start))
+            tail.reverse()
+            return tail[:limit]
         events = await self.store.read_events(consumer, after_seq, limit)
         return [_event_map(e.seq, e.at, e.kind, e.body) for e in events]
 
