@@ -46,6 +46,9 @@ _PREFERRED = {
 }
 EVENT_SAFETY_POLL_S = 1.0  # the store announces new events; this only bounds a missed one
 RECENT_EVENTS = 2048  # events kept in memory for subscribers following the log live
+# Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
+_POOL = SenderKind.POOL
+_UDH8 = SegmentMethod.UDH8
 
 
 class GatewayCore:
@@ -91,7 +94,7 @@ class GatewayCore:
             raise ApiError(
                 ErrorCode.E_QUEUE_FULL, f"the queue is over its limit of {self.limits.queue_max}"
             )
-        source = profile.submit.source_addr if req.sender_kind == SenderKind.POOL else req.sender
+        source = profile.submit.source_addr if req.sender_kind == _POOL else req.sender
         encoded = _encode(profile, req)
         ref = self._next_ref(profile)
         pdus = _build(profile, encoded, req.to, ref, source, req.validity_s, req.priority)
@@ -145,7 +148,7 @@ class GatewayCore:
     def _pick(self, req: SendRequest) -> CarrierLink:
         if not self.links:
             raise ApiError(ErrorCode.E_INTERNAL, "no carrier is configured")
-        if req.sender_kind == SenderKind.POOL:
+        if req.sender_kind == _POOL:
             link = self.links.get(req.sender)
             if link is None:
                 raise ApiError(ErrorCode.E_BAD_NUMBER, f"sender_pool: no carrier {req.sender!r}")
@@ -153,7 +156,7 @@ class GatewayCore:
         return self.links[min(self.links)]
 
     def _next_ref(self, profile: CarrierProfile) -> int:
-        mask = 0xFF if profile.submit.segmentation == SegmentMethod.UDH8 else 0xFFFF
+        mask = 0xFF if profile.submit.segmentation == _UDH8 else 0xFFFF
         return next(self._refs) & mask
 
     def queue_depth(self) -> int:

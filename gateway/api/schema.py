@@ -40,6 +40,10 @@ class SenderKind(enum.StrEnum):
     POOL = "pool"
 
 
+# Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
+_POOL = SenderKind.POOL
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     id: int | str
@@ -250,7 +254,7 @@ def _parse_send_fast(params: dict[str, Any]) -> SendRequest | None:
         kind = _sender_kind(raw_from)
         sender = raw_from
     elif raw_from is None and type(pool) is str and _NAME.fullmatch(pool):
-        kind, sender = SenderKind.POOL, pool
+        kind, sender = _POOL, pool
     else:
         return None
     validity, priority = get("validity"), get("priority")

@@ -10,6 +10,10 @@ from gateway.smpp.pdu import SubmitSm
 from gateway.smpp.segmentation import parts_needed, segment
 from gateway.smpp.text import EncodedText, encode_text
 
+# Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
+_UDHI = EsmClass.UDHI
+_NO_UDHI = EsmClass.DEFAULT
+
 
 @dataclass(slots=True)
 class OutboundPart:
@@ -71,7 +75,7 @@ def build_submits(
             dest_addr_ton=sub.dest_ton,
             dest_addr_npi=sub.dest_npi,
             destination_addr=dest_addr,
-            esm_class=EsmClass.UDHI if seg.udhi else EsmClass.DEFAULT,
+            esm_class=_UDHI if seg.udhi else _NO_UDHI,
             priority_flag=priority,
             validity_period=validity,
             registered_delivery=sub.registered_delivery,

@@ -42,6 +42,8 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _DNS_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 S = CommandStatus
+# Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
+_ROK = S.ESME_ROK
 
 # SMPP 3.4 defaults for classify_status. Anything not listed here is permanent: it is either a
 # fault in the message or in our PDU (resending the same bytes fails the same way: bad
@@ -190,7 +192,7 @@ class Errors:
 
 def classify_status(status: int, errors: Errors | None = None) -> Outcome:
     """What to do about a response's command_status: carrier overrides, then SMPP 3.4."""
-    if status == S.ESME_ROK:
+    if status == _ROK:
         return "ok"
     if errors is not None:
         for outcome in ("throttle", "retriable", "permanent"):

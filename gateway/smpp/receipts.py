@@ -94,6 +94,11 @@ _MESSAGE_STATES: dict[int, ReceiptState] = {
     MessageState.UNKNOWN: ReceiptState.UNKNOWN,
     MessageState.REJECTED: ReceiptState.REJECTED,
 }
+# Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
+_RECEIPTED_MESSAGE_ID = Tag.RECEIPTED_MESSAGE_ID
+_MESSAGE_STATE = Tag.MESSAGE_STATE
+_NETWORK_ERROR_CODE = Tag.NETWORK_ERROR_CODE
+_UNKNOWN = ReceiptState.UNKNOWN
 
 
 def parse_receipt(short_message: bytes | str, tlvs: Mapping[int, object] | None = None) -> Receipt:
@@ -109,12 +114,12 @@ def parse_receipt(short_message: bytes | str, tlvs: Mapping[int, object] | None 
     fields = _fields(short_message.replace("\x00", ""))
     get = fields.get
     # Without TLVs (many carriers send none) the TLV readers would all answer None.
-    message_id = (tlvs and _tlv_text(tlvs.get(Tag.RECEIPTED_MESSAGE_ID))) or get("id")
+    message_id = (tlvs and _tlv_text(tlvs.get(_RECEIPTED_MESSAGE_ID))) or get("id")
     if not message_id:
         raise ReceiptParseError(f"no message id in receipt {short_message!r}")
     stat_text = get("stat", "")
-    state = (tlvs and _tlv_state(tlvs.get(Tag.MESSAGE_STATE))) or _STATES.get(
-        stat_text.upper(), ReceiptState.UNKNOWN
+    state = (tlvs and _tlv_state(tlvs.get(_MESSAGE_STATE))) or _STATES.get(
+        stat_text.upper(), _UNKNOWN
     )
     return Receipt(
         message_id=message_id,
@@ -126,7 +131,7 @@ def parse_receipt(short_message: bytes | str, tlvs: Mapping[int, object] | None 
         submit_date=_date(get("submitdate")),
         done_date=_date(get("donedate")),
         text=get("text"),
-        network_error=_network_error(tlvs.get(Tag.NETWORK_ERROR_CODE)) if tlvs else None,
+        network_error=_network_error(tlvs.get(_NETWORK_ERROR_CODE)) if tlvs else None,
     )
 
 

@@ -30,6 +30,11 @@ class SegmentMethod(StrEnum):
 
 
 _UDH_LENGTH = {SegmentMethod.UDH8: 6, SegmentMethod.UDH16: 7}
+# Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
+_GSM = DataCoding.SMSC_DEFAULT
+_UCS2 = DataCoding.UCS2
+_PAYLOAD = SegmentMethod.PAYLOAD
+_UDH8 = SegmentMethod.UDH8
 
 
 class SegmentationError(ValueError):
@@ -89,9 +94,9 @@ def segment(encoded: EncodedText, method: SegmentMethod, reference: int) -> list
 
 
 def _check_reference(method: SegmentMethod, reference: int) -> None:
-    if method == SegmentMethod.PAYLOAD:
+    if method == _PAYLOAD:
         return
-    bits = 8 if method == SegmentMethod.UDH8 else 16
+    bits = 8 if method == _UDH8 else 16
     if not 0 <= reference < 1 << bits:
         raise SegmentationError(f"reference {reference} does not fit {bits} bits for {method}")
 
@@ -99,10 +104,10 @@ def _check_reference(method: SegmentMethod, reference: int) -> None:
 def _units(encoded: EncodedText) -> tuple[Sequence[int], Callable[[int], bool]]:
     """The payload as units and the test for a unit that starts an unsplittable pair."""
     payload = encoded.payload
-    if encoded.data_coding == DataCoding.SMSC_DEFAULT:
+    if encoded.data_coding == _GSM:
         septets = gsm0338.unpack_septets(payload, encoded.units) if encoded.packed else payload
         return septets, lambda unit: unit == gsm0338.ESCAPE
-    if encoded.data_coding == DataCoding.UCS2:
+    if encoded.data_coding == _UCS2:
         if len(payload) % 2:
             raise SegmentationError(f"UCS-2 payload of odd length {len(payload)}")
         code_units = [payload[i] << 8 | payload[i + 1] for i in range(0, len(payload), 2)]
@@ -119,9 +124,9 @@ def _part_limit(encoded: EncodedText, method: SegmentMethod) -> int:
 
 
 def _capacity(encoded: EncodedText, octets: int) -> int:
-    if encoded.data_coding == DataCoding.SMSC_DEFAULT:
+    if encoded.data_coding == _GSM:
         return octets * 8 // 7
-    if encoded.data_coding == DataCoding.UCS2:
+    if encoded.data_coding == _UCS2:
         return octets // 2
     return octets
 

@@ -180,6 +180,10 @@ class State(Enum):
 
 
 _RECEIVING = (State.BOUND, State.UNBINDING)  # deliveries accepted, unless bound as transmitter
+# Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
+_IDLE = State.IDLE
+_BOUND = State.BOUND
+_CLOSED = State.CLOSED
 
 
 class EsmeSession:
@@ -244,11 +248,7 @@ class EsmeSession:
             raise TypeError(f"cannot submit a {type(pdu).__name__}")
         submits = self._submits
         # window_free == 0, without the property call
-        if (
-            self.state is not State.BOUND
-            or not self._sends
-            or len(submits) == self.config.window_size
-        ):
+        if self.state is not _BOUND or not self._sends or len(submits) == self.config.window_size:
             return False
         seq = self._write_request(pdu)
         submits[seq] = (ref, now + self.config.response_timeout)
@@ -259,7 +259,7 @@ class EsmeSession:
         """Answer a delivered deliver_sm / data_sm; False when it is not awaiting an answer
         (already acked, or the bind is closed)."""
         key = (pdu.command_id, pdu.sequence_number)
-        if key not in self._unacked or self.state is State.CLOSED:
+        if key not in self._unacked or self.state is _CLOSED:
             return False
         self._unacked.discard(key)
         resp_cls = DeliverSmResp if isinstance(pdu, DeliverSm) else DataSmResp
@@ -284,11 +284,11 @@ class EsmeSession:
             self._close(UnbindReason.CONNECTION_LOST)
 
     def receive_data(self, data: bytes, now: float) -> None:
-        if self.state in (State.IDLE, State.CLOSED) or not data:
+        if self.state is _IDLE or self.state is _CLOSED or not data:
             return
         self._decoder.feed(data)
         next_pdu = self._decoder.next_pdu
-        while self.state is not State.CLOSED:
+        while self.state is not _CLOSED:
             try:
                 pdu = next_pdu()
             except FramingError as exc:
@@ -366,7 +366,7 @@ class EsmeSession:
     def next_deadline(self) -> float | None:
         """The earliest of the control requests' deadlines, the oldest submit's and the next
         enquire_link's (on a tie, the first of them in that order)."""
-        if self.state is State.IDLE or self.state is State.CLOSED:
+        if self.state is _IDLE or self.state is _CLOSED:
             return None
         deadline = None
         if self._control:  # usually empty once bound
@@ -385,7 +385,7 @@ class EsmeSession:
     @property
     def window_free(self) -> int:
         """Submits that may be sent now: 0 unless bound as transmitter or transceiver."""
-        if self.state is not State.BOUND or not self._sends:
+        if self.state is not _BOUND or not self._sends:
             return 0
         return self.config.window_size - len(self._submits)
 
@@ -395,7 +395,7 @@ class EsmeSession:
 
     @property
     def closed(self) -> bool:
-        return self.state is State.CLOSED
+        return self.state is _CLOSED
 
     # -- internals -------------------------------------------------------------------------
 
@@ -426,7 +426,7 @@ class EsmeSession:
 
     def _enquire_due(self) -> float | None:
         interval = self.config.enquire_link_interval
-        if self.state is not State.BOUND or interval <= 0:
+        if self.state is not _BOUND or interval <= 0:
             return None
         # _control is empty unless an enquire_link (or our unbind) awaits its response
         if self._control and any(cls is EnquireLink for cls, _ in self._control.values()):

@@ -33,6 +33,8 @@ _OCTET_CODECS: dict[int, str] = {
     DataCoding.LATIN_HEBREW: "iso8859-8",
 }
 _BINARY = (DataCoding.OCTET_UNSPECIFIED, DataCoding.OCTET_UNSPECIFIED_2)
+# Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
+_GSM = DataCoding.SMSC_DEFAULT
 
 
 # not frozen: built per message (docs/ARCHITECTURE.md, "Per-message objects")
@@ -71,7 +73,7 @@ def encode_text(
 
 
 def _encode_as(text: str, data_coding: int, packed: bool) -> EncodedText:
-    if data_coding == DataCoding.SMSC_DEFAULT:
+    if data_coding == _GSM:
         septets = gsm0338.encode_unpacked(text)
         payload = gsm0338.pack_septets(septets) if packed else septets
         return EncodedText(data_coding, payload, len(septets), packed)
