@@ -99,6 +99,9 @@ class GatewayCore:
         ref = self._next_ref(profile)
         pdus = _build(profile, encoded, req.to, ref, source, req.validity_s, req.priority)
         now = time.time()
+        # Part 1 recorded as submitted with the message when the link has room for it now:
+        # one write and one commit fewer between the client and the carrier.
+        direct = link.reserve_direct()
         msg = NewMessage(
             client_id=client,
             source_addr=source,
@@ -113,36 +116,49 @@ class GatewayCore:
             concat_ref=ref,
             validity_s=req.validity_s,
             priority=req.priority,
+            first_part_submitted=direct,
         )
         reply: asyncio.Future[dict[str, Any]] = running_loop().create_future()
         expires = None if req.validity_s is None else now + req.validity_s
 
         def committed(error: BaseException | None, result: tuple[str, bool]) -> None:
-            if reply.done():
+            # The parts go to the link whether or not anyone still waits for the reply.
+            if error is not None or not result[1]:
+                if direct:
+                    link.direct_recorded(None)
+                if reply.done():
+                    return
+                if error is not None:
+                    reply.set_exception(error)
+                else:
+                    self.duplicates += 1
+                    reply.set_result({"message_id": result[0], "duplicate": True})
                 return
-            if error is not None:
-                reply.set_exception(error)
-                return
-            message_id, created = result
-            if not created:
-                self.duplicates += 1
-                reply.set_result({"message_id": message_id, "duplicate": True})
-                return
+            message_id = result[0]
             self.accepted += 1
-            _hand_over(link, outbound_parts(message_id, pdus, expires))
-            reply.set_result(
-                {
-                    "message_id": message_id,
-                    "duplicate": False,
-                    "parts": len(pdus),
-                    "data_coding": encoded.data_coding,
-                }
-            )
+            parts = outbound_parts(message_id, pdus, expires)
+            if direct:
+                link.direct_recorded(parts)
+            else:
+                _hand_over(link, parts)
+            if not reply.done():
+                reply.set_result(
+                    {
+                        "message_id": message_id,
+                        "duplicate": False,
+                        "parts": len(pdus),
+                        "data_coding": encoded.data_coding,
+                    }
+                )
 
         try:
             self.store.accept(msg, now=now, then=committed)
-        except StoreBusy as exc:
-            raise ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {exc}") from exc
+        except BaseException as exc:
+            if direct:
+                link.direct_recorded(None)
+            if isinstance(exc, StoreBusy):
+                raise ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {exc}") from exc
+            raise
         return reply
 
     def _pick(self, req: SendRequest) -> CarrierLink:

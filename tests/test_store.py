@@ -282,6 +282,49 @@ def test_history_is_ordered_and_keeps_carrier_codes(db: Path) -> None:
     run(body, db)
 
 
+def test_accept_can_record_the_first_part_as_submitted_in_the_same_write(db: Path) -> None:
+    """What the carrier link asks for when it has room at once: the message and part 1's
+    "submitted" step in one write, as if record_submit had followed the accept."""
+
+    async def body(store: SqliteStore) -> None:
+        with pytest.raises(ValueError, match="carrier"):
+            store.accept(msg(0, first_part_submitted=True))  # submitted to whom?
+        jobs = store.jobs_committed
+        mid, created = await store.accept(
+            msg(1, parts_total=2, carrier="carrier-a", first_part_submitted=True)
+        )
+        assert created and store.jobs_committed == jobs + 1
+        record = await store.get_message(mid)
+        assert record is not None and record.state == "in_flight"
+        assert [(p.state, p.carrier) for p in record.parts] == [
+            ("submitted", "carrier-a"),
+            ("pending", None),
+        ]
+        assert [(h.seq, h.event) for h in record.history] == [(1, "accepted"), (2, "submitted")]
+        assert record.history[1].detail == {"part": 1, "carrier": "carrier-a"}
+        assert record.history[1].at == record.created_at
+        pending = await store.pending_after_restart()
+        assert [(p.part_no, p.state) for p in pending] == [(1, "submitted"), (2, "pending")]
+        # the rest of the life is the usual one, a resend of part 1 included
+        await store.record_submit_resp(mid, 1, "carrier-a", 0x58, None, None)  # throttled
+        await store.record_submit(mid, 1, "carrier-a")
+        await store.record_submit_resp(mid, 1, "carrier-a", 0, "A1", "a1")
+        await store.record_receipt("carrier-a", "a1", "delivered", "000", {"stat": "DELIVRD"})
+        record = await store.get_message(mid)
+        assert record is not None
+        assert [h.event for h in record.history] == [
+            "accepted",
+            "submitted",
+            "resp",
+            "submitted",
+            "resp",
+            "receipt",
+        ]
+        assert record.parts[0].state == "delivered"
+
+    run(body, db)
+
+
 def test_rejected_submit_resp_marks_the_message_failed(db: Path) -> None:
     async def body(store: SqliteStore) -> None:
         mid, _ = await store.accept(msg(1))

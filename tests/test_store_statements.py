@@ -22,6 +22,7 @@ from gateway.store.statements import (
     INSERT_EVENT,
     INSERT_MESSAGE,
     INSERT_PART,
+    INSERT_PART_SUBMITTED,
     SQL,
     UPDATE_RECEIPT,
     UPDATE_RESP,
@@ -100,6 +101,10 @@ SCRIPT: list[tuple[str, int, tuple[Any, ...]]] = [
     ("run", INSERT_PART, ("m1", 2**70)),  # too big for an INTEGER
     ("run", INSERT_MESSAGE, message_row("m3", payload=bytearray(b"ba"), text="\U0001f600")),
     ("run", INSERT_PART, ("m3", True)),  # bool binds as 1
+    ("run", INSERT_MESSAGE, message_row("m4", parts_total=1)),
+    ("run", INSERT_PART_SUBMITTED, ("m4", 1, "sim0", "2026-11-28T19:00:01.000Z", 17)),
+    ("step", UPDATE_SUBMIT, ("sim0", "t", 18, "m4", 1)),  # resent: the first one to history
+    ("run", INSERT_PART_SUBMITTED, ("m4", 1, "sim0", "t", 19)),  # the part exists
     ("run", 99, ("m1", 1)),  # no such statement
 ]
 
@@ -143,9 +148,15 @@ def test_both_backends_give_the_same_results_rows_and_errors(tmp_path: Path) -> 
     errors = {r[1] for r in pure[12:19]}
     assert errors == {"IntegrityError", "ProgrammingError", "OverflowError"}
     history = rows["pure"]["history"]
-    # the first submit and the enroute receipt were overwritten: both kept in history
-    assert [(h[1], h[3]) for h in history] == [(10, "submitted"), (14, "receipt")]
+    # the first submit and the enroute receipt were overwritten: both kept in history, and so
+    # was the submit that m4 was inserted with
+    assert [(h[0], h[1], h[3]) for h in history] == [
+        ("m1", 10, "submitted"),
+        ("m1", 14, "receipt"),
+        ("m4", 17, "submitted"),
+    ]
     assert history[1][4] == '{"state":"enroute"}'
+    assert pure[-4:-1] == [("ok", 1), ("ok", 1), ("error", "IntegrityError", pure[-2][2])]
     assert json.loads(history[0][4]) == {"part": 1, "carrier": "sim0"}
 
 

@@ -93,6 +93,21 @@ class Dispatcher:
                 queue.append(part)
             self._queued += 1
 
+    def adopt(self, parts: list[OutboundPart]) -> None:
+        """A new message whose first part is in flight already (recorded as submitted with the
+        message, see CarrierLink.reserve_direct): as if `take` had just given that part, the
+        others wait behind it."""
+        head, *rest = parts
+        self.in_flight += 1
+        if rest:
+            self._parts[head.message_id] = deque(rest)
+            self._queued += len(rest)
+
+    @property
+    def waiting(self) -> int:
+        """Messages whose next part waits to be taken (some perhaps for a retry delay)."""
+        return len(self._ready)
+
     def requeue(self, part: OutboundPart, not_before: float = 0.0) -> None:
         """An in-flight part back at the head of its message and of the queue."""
         self.in_flight -= 1

@@ -89,6 +89,8 @@ class LinkCounters:
     bad_message_ids: int = 0
     store_errors: int = 0
     expired: int = 0  # messages whose validity ran out while queued: recorded, never sent
+    # first parts recorded as submitted in the write that accepted their message (reserve_direct)
+    recorded_with_accept: int = 0
 
 
 @dataclass(eq=False)
@@ -162,6 +164,7 @@ class CarrierLink:
         # recorded, in order, waiting for a bind with room and a token
         self._recording = 0
         self._ready: collections.deque[OutboundPart] = collections.deque()
+        self._ahead = 0  # the pipeline's size at the last dispatch (0: no bind could send)
         # dispatch runs as a loop callback: kicked by events, or by one timer for deadlines
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
@@ -182,6 +185,37 @@ class CarrierLink:
         if self._stopping:
             raise RuntimeError(f"carrier link {self.carrier} is stopping")
         self.dispatcher.enqueue(parts)
+        self._kick()
+
+    def reserve_direct(self) -> bool:
+        """Room for a new message's first part to be recorded as submitted in the write that
+        accepts the message, instead of pending and a submit record after it: given when the
+        link is sending, no queued message waits to go before it, and the pipeline in front
+        of the windows has room. Whoever got it calls `direct_recorded` once that write is
+        resolved."""
+        if (
+            self._stopping
+            or self.dispatcher.waiting
+            or self._recording + len(self._ready) >= self._ahead
+        ):
+            return False
+        self._recording += 1
+        self._store_writes.started()
+        return True
+
+    def direct_recorded(self, parts: list[OutboundPart] | None) -> None:
+        """The write holding a `reserve_direct` room was resolved: committed, with ``parts``
+        the message's parts (the first one recorded as submitted), or None (not written, or a
+        duplicate of an earlier message)."""
+        self._store_writes.finished()
+        self._recording -= 1
+        if parts is not None:
+            self.counters.recorded_with_accept += 1
+            self.dispatcher.adopt(parts)
+            if self._stopping:
+                self.dispatcher.requeue(parts[0])  # handed back, never sent
+            else:
+                self._ready.append(parts[0])
         self._kick()
 
     @property
@@ -592,11 +626,12 @@ class CarrierLink:
                 self.counters.submitted += 1
             room += conn.window_free
         if not sending:
+            self._ahead = 0
             return wait
         # Records are written ahead, so windows refill as answers come in instead of waiting
         # for a commit each time: PIPELINE_WINDOWS windows' worth per bind, enough to cover the
         # store's commit latency at full rate on loopback (one window was not: the queue grew).
-        ahead = PIPELINE_WINDOWS * self.profile.window.size * sending + room
+        self._ahead = ahead = PIPELINE_WINDOWS * self.profile.window.size * sending + room
         while self._recording + len(ready) < ahead:
             part = dispatcher.take(None, now, rated=False)
             if part is None:

@@ -53,6 +53,7 @@ from gateway.store.statements import (
     INSERT_EVENT,
     INSERT_MESSAGE,
     INSERT_PART,
+    INSERT_PART_SUBMITTED,
     UPDATE_RECEIPT,
     UPDATE_RESP,
     UPDATE_SUBMIT,
@@ -116,6 +117,9 @@ class NewMessage:
     concat_ref: int | None = None  # the concatenation reference the parts were built with
     validity_s: int | None = None  # None: the SMSC's default validity
     priority: int | None = None
+    # Part 1 is recorded as submitted to `carrier` in the same write (the carrier link reserved
+    # room to send it as soon as this commits), instead of pending and a submit record later.
+    first_part_submitted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -677,9 +681,13 @@ class SqliteStore:
 
         With an idempotency key already used by the same client the existing id comes back with
         created=False and nothing is written. Raises StoreBusy when the writer queue is full.
+        With ``msg.first_part_submitted`` part 1 is written as submitted to ``msg.carrier``
+        (state, carrier, time: as `record_submit` would), the other parts as pending.
         """
         if msg.parts_total < 1:
             raise ValueError("parts_total must be >= 1")
+        if msg.first_part_submitted and msg.carrier is None:
+            raise ValueError("first_part_submitted needs the carrier")
 
         def job(conn: _WriterConnection) -> tuple[str, bool]:
             if msg.idempotency_key is not None:
@@ -691,6 +699,7 @@ class SqliteStore:
                     return row[0], False
             message_id = new_message_id()
             ts = time.time() if now is None else now
+            at = iso_utc(ts)
             run = conn.hot.run
             run(
                 INSERT_MESSAGE,
@@ -705,7 +714,7 @@ class SqliteStore:
                     msg.payload,
                     msg.carrier,
                     msg.parts_total,
-                    iso_utc(ts),
+                    at,
                     msg.text,
                     msg.concat_ref,
                     msg.validity_s,
@@ -713,7 +722,11 @@ class SqliteStore:
                     conn.tick(ts),
                 ),
             )
-            for n in range(1, msg.parts_total + 1):
+            first = 1
+            if msg.first_part_submitted:
+                run(INSERT_PART_SUBMITTED, (message_id, 1, msg.carrier, at, conn.tick(ts)))
+                first = 2
+            for n in range(first, msg.parts_total + 1):
                 run(INSERT_PART, (message_id, n))
             return message_id, True
 

@@ -37,6 +37,9 @@ ARCHIVE_RECEIPT = 8
 REOPEN_SUBMIT = 9
 REOPEN_RESP = 10
 REOPEN_RECEIPT = 11
+# A new message's first part recorded as submitted with its acceptance (the link had room for
+# it, see CarrierLink.reserve_direct): the insert and the step in one statement.
+INSERT_PART_SUBMITTED = 12
 
 #: by index above; the native backend prepares exactly these strings
 SQL: tuple[str, ...] = (
@@ -72,6 +75,8 @@ SQL: tuple[str, ...] = (
     " WHERE message_id = ? AND part_no = ?",
     "UPDATE message_parts SET resp_us = NULL WHERE message_id = ? AND part_no = ?",
     "UPDATE message_parts SET receipt_us = NULL WHERE message_id = ? AND part_no = ?",
+    "INSERT INTO message_parts (message_id, part_no, state, carrier, submitted_at, submitted_us)"
+    " VALUES (?, ?, 'submitted', ?, ?, ?)",
 )
 
 #: for each step's UPDATE: what to archive, and how to empty its columns, when it matched nothing
