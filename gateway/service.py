@@ -33,7 +33,7 @@ from gateway.ops.config import Limits
 from gateway.running_loop import running_loop
 from gateway.smpp.constants import DataCoding
 from gateway.smpp.pdu import SubmitSm
-from gateway.smpp.segmentation import MAX_PARTS, SegmentMethod, parts_needed
+from gateway.smpp.segmentation import SegmentationError, SegmentMethod
 from gateway.smpp.text import EncodedText, encode_text
 from gateway.store.sqlite_store import Event, MessageRecord, NewMessage, SqliteStore, StoreBusy
 
@@ -177,7 +177,11 @@ class GatewayCore:
 
     def queue_depth(self) -> int:
         """Parts waiting or in flight in every carrier link."""
-        return sum(len(lk.dispatcher) + lk.dispatcher.in_flight for lk in self.links.values())
+        depth = 0
+        for link in self.links.values():  # a loop, not sum(genexpr): once per sms.send
+            dispatcher = link.dispatcher
+            depth += len(dispatcher) + dispatcher.in_flight
+        return depth
 
     async def resend_pending(self) -> int:
         """Hand every part the store lists as unsent or unanswered to its carrier again."""
@@ -537,17 +541,18 @@ def _build(
     validity_s: int | None,
     priority: int,
 ) -> list[SubmitSm]:
-    if parts_needed(encoded, profile.submit.segmentation) > MAX_PARTS:
-        raise ApiError(ErrorCode.E_BAD_PARAMS, "text: too long for this carrier")
-    pdus = build_submits(
-        profile,
-        encoded,
-        to.removeprefix("+"),
-        ref,
-        source.removeprefix("+"),
-        validity_s=validity_s,
-        priority=priority,
-    )
+    try:
+        pdus = build_submits(
+            profile,
+            encoded,
+            to.removeprefix("+"),
+            ref,
+            source.removeprefix("+"),
+            validity_s=validity_s,
+            priority=priority,
+        )
+    except SegmentationError as exc:  # more than MAX_PARTS parts (the reference always fits)
+        raise ApiError(ErrorCode.E_BAD_PARAMS, "text: too long for this carrier") from exc
     if source != profile.submit.source_addr:
         ton, npi = _sender_numbering(source)
         for pdu in pdus:

@@ -185,3 +185,18 @@ def test_take_over_rebuilds_unsent_messages_with_the_new_profile(tmp_path: Path)
         await store.aclose()
 
     run(body)
+
+
+def test_a_message_of_more_than_255_parts_is_refused_with_a_typed_error(tmp_path: Path) -> None:
+    """Beyond what the API's own limits let through, but the carrier-side check stands."""
+    from gateway.service import _build
+    from gateway.smpp.text import EncodedText
+
+    profile = make_profile(tmp_path, closed_port())
+    huge = EncodedText(0, b"a" * (153 * 256), 153 * 256)  # 256 parts of 153 septets
+    with pytest.raises(ApiError) as refused:
+        _build(profile, huge, "+447700900001", 1, "GW", None, 0)
+    assert refused.value.code == ErrorCode.E_BAD_PARAMS
+    assert "too long for this carrier" in str(refused.value)
+    most = EncodedText(0, b"a" * (153 * 255), 153 * 255)
+    assert len(_build(profile, most, "+447700900001", 1, "GW", None, 0)) == 255

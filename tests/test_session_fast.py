@@ -20,7 +20,9 @@ from gateway.smpp.pdu import (
     BindReceiverResp,
     BindTransceiverResp,
     BindTransmitterResp,
+    DataSmResp,
     DeliverSm,
+    DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
@@ -264,3 +266,16 @@ def test_timer_is_armed_only_for_an_earlier_deadline() -> None:
         assert len(loop.soon) == 1  # one flush scheduled for all of it
 
     asyncio.run(scenario())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([DeliverSmResp, DataSmResp]),
+    st.integers(0, 0xFFFFFFFF),
+    st.integers(1, 0x7FFFFFFF),
+)
+def test_acks_are_the_octets_the_codec_writes(resp_cls: type, status: int, seq: int) -> None:
+    from gateway.smpp.session import _ack_octets
+
+    resp = resp_cls(command_status=status, sequence_number=seq)
+    assert _ack_octets(resp.command_id, status, seq) == encode_pdu(resp)

@@ -384,10 +384,16 @@ class _Connection:
                 if not events:
                     await self.service.wait_for_events(position)
                     continue
+                # Framed in one go (no coroutine per event); the peer's backpressure is checked
+                # once per batch, which PUSH_BATCH bounds.
+                consumer, send, unacked = sub.consumer, self.send, sub.unacked
                 for event in events:
-                    await self.write({"consumer": sub.consumer, "event": event})
-                    position = event["seq"]
-                    sub.unacked.append(position)
+                    send({"consumer": consumer, "event": event})
+                    unacked.append(event["seq"])
+                position = events[-1]["seq"]
+                if self.backlog() > WRITE_HIGH_WATER:
+                    self.flush()
+                    await self.writer.drain()
         except ConnectionError:
             pass
         except Exception as exc:

@@ -153,7 +153,7 @@ class InboundHandler:
             self._store.record_receipt(
                 self.carrier,
                 norm,
-                receipt.state.value,
+                receipt.state,  # a StrEnum: the str itself, without the Enum .value lookup
                 receipt.error_code,
                 {"stat": receipt.stat_text, "carrier_message_id_raw": receipt.message_id},
                 ttl_s=self._unmatched_ttl_s,

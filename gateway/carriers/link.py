@@ -100,10 +100,10 @@ class _Bind:
     conn: EsmeConnection | None = None
     up: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    key: tuple[int, str] = field(init=False)  # (slot, role): the dispatcher's name for it
 
-    @property
-    def key(self) -> tuple[int, str]:
-        return (self.slot, self.role)
+    def __post_init__(self) -> None:
+        self.key = (self.slot, self.role)
 
     @property
     def can_send(self) -> bool:

@@ -18,6 +18,7 @@ its own: ``submit`` returns False when the window is full or the bind is not up.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum, StrEnum
@@ -33,9 +34,7 @@ from gateway.smpp.pdu import (
     BindTransceiver,
     BindTransmitter,
     DataSm,
-    DataSmResp,
     DeliverSm,
-    DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
@@ -262,10 +261,7 @@ class EsmeSession:
         if key not in self._unacked or self.state is _CLOSED:
             return False
         self._unacked.discard(key)
-        resp_cls = DeliverSmResp if isinstance(pdu, DeliverSm) else DataSmResp
-        self._out += encode_pdu(
-            resp_cls(command_status=status, sequence_number=pdu.sequence_number)
-        )
+        self._out += _ack_octets(pdu.command_id | RESPONSE_BIT, status, pdu.sequence_number)
         self.acks_sent += 1
         return True
 
@@ -508,3 +504,12 @@ class EsmeSession:
         self._unacked.clear()
         self.state = State.CLOSED
         self._events.append(Unbound(reason, outstanding))
+
+
+_HEADER = struct.Struct(">IIII")
+
+
+def _ack_octets(command_id: int, status: int, sequence_number: int) -> bytes:
+    """deliver_sm_resp / data_sm_resp as `encode_pdu` writes them (header and an empty
+    message_id, no TLVs): the ack of every receipt, so built without a PDU object."""
+    return _HEADER.pack(17, command_id, status, sequence_number) + b"\x00"
