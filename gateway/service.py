@@ -26,6 +26,7 @@ from typing import Any
 from gateway import __version__
 from gateway.api.errors import ApiError, ErrorCode
 from gateway.api.schema import SenderKind, SendRequest
+from gateway.api.service import Reply
 from gateway.carriers.link import CarrierLink
 from gateway.carriers.outbound import OutboundPart, build_submits, outbound_parts
 from gateway.ops.carrier_profile import CarrierProfile
@@ -88,6 +89,23 @@ class GatewayCore:
         """Validate, encode and queue the message for the store; the future resolves with the
         reply once the store committed it (and the parts went to the link). A future rather
         than a coroutine: the API server then needs no task per request."""
+        reply: asyncio.Future[dict[str, Any]] = running_loop().create_future()
+
+        def answered(error: BaseException | None, result: dict[str, Any] | None) -> None:
+            if reply.done():
+                return
+            if error is not None:
+                reply.set_exception(error)
+            else:
+                reply.set_result(result)  # type: ignore[arg-type]
+
+        self.send_sms_then(req, client, answered)
+        return reply
+
+    def send_sms_then(self, req: SendRequest, client: str, then: Reply) -> None:
+        """`send_sms` with a callback instead of a future (the API server's hot path): once the
+        store has answered, ``then(None, reply)`` or ``then(error, None)`` is called on this
+        loop. Refusals found before that (ApiError) are raised at once, ``then`` not called."""
         link = self._pick(req)
         profile = link.profile
         if self.queue_depth() >= self.limits.queue_max:
@@ -118,38 +136,37 @@ class GatewayCore:
             priority=req.priority,
             first_part_submitted=direct,
         )
-        reply: asyncio.Future[dict[str, Any]] = running_loop().create_future()
         expires = None if req.validity_s is None else now + req.validity_s
 
         def committed(error: BaseException | None, result: tuple[str, bool]) -> None:
-            # The parts go to the link whether or not anyone still waits for the reply.
-            if error is not None or not result[1]:
+            # The parts go to the link whatever becomes of the reply.
+            if error is not None:
                 if direct:
                     link.direct_recorded(None)
-                if reply.done():
-                    return
-                if error is not None:
-                    reply.set_exception(error)
-                else:
-                    self.duplicates += 1
-                    reply.set_result({"message_id": result[0], "duplicate": True})
+                then(error, None)
                 return
-            message_id = result[0]
+            message_id, created = result
+            if not created:
+                if direct:
+                    link.direct_recorded(None)
+                self.duplicates += 1
+                then(None, {"message_id": message_id, "duplicate": True})
+                return
             self.accepted += 1
             parts = outbound_parts(message_id, pdus, expires)
             if direct:
                 link.direct_recorded(parts)
             else:
                 _hand_over(link, parts)
-            if not reply.done():
-                reply.set_result(
-                    {
-                        "message_id": message_id,
-                        "duplicate": False,
-                        "parts": len(pdus),
-                        "data_coding": encoded.data_coding,
-                    }
-                )
+            then(
+                None,
+                {
+                    "message_id": message_id,
+                    "duplicate": False,
+                    "parts": len(pdus),
+                    "data_coding": encoded.data_coding,
+                },
+            )
 
         try:
             self.store.accept(msg, now=now, then=committed)
@@ -159,7 +176,6 @@ class GatewayCore:
             if isinstance(exc, StoreBusy):
                 raise ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {exc}") from exc
             raise
-        return reply
 
     def _pick(self, req: SendRequest) -> CarrierLink:
         if not self.links:

@@ -252,3 +252,48 @@ def test_reading_pauses_at_max_in_flight_and_resumes_as_answers_come() -> None:
             await raw.close()
 
     run(scenario())
+
+
+def test_a_service_answering_through_a_callback_gets_the_same_replies() -> None:
+    """send_sms_then (GatewayCore's hot path): no future; `then` answers, errors included, and
+    in-flight slots are given back as answers come."""
+
+    async def scenario() -> None:
+        async with serving(max_in_flight=2) as (server, _service, path):
+            pending: list[Any] = []
+
+            def send_sms_then(req: schema.SendRequest, client: str, then: Any) -> None:
+                if req.client_ref == "refused":
+                    raise ApiError(ErrorCode.E_QUEUE_FULL, "full now")
+                pending.append(then)
+
+            server.service.send_sms_then = send_sms_then  # type: ignore[attr-defined]
+            raw = await Raw.unix(path)
+            await raw.send(
+                {"id": 9, "method": "sms.send", "params": {**SEND, "client_ref": "refused"}}
+            )
+            assert await raw.recv() == {
+                "id": 9,
+                "error": ApiError(ErrorCode.E_QUEUE_FULL, "full now").to_wire(),
+            }
+            for rid in range(3):
+                await raw.send({"id": rid, "method": "sms.send", "params": SEND})
+            while len(pending) < 2:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            assert len(pending) == 2  # reading is paused
+            pending[1](None, {"message_id": "b"})
+            assert await raw.recv() == {"id": 1, "result": {"message_id": "b"}}
+            while len(pending) < 3:
+                await asyncio.sleep(0.01)
+            pending[0](ApiError(ErrorCode.E_NOT_FOUND, "gone"), None)
+            assert await raw.recv() == {
+                "id": 0,
+                "error": ApiError(ErrorCode.E_NOT_FOUND, "gone").to_wire(),
+            }
+            pending[2](RuntimeError("a bug"), None)
+            internal = ApiError(ErrorCode.E_INTERNAL, "internal error").to_wire()
+            assert await raw.recv() == {"id": 2, "error": internal}
+            await raw.close()
+
+    run(scenario())

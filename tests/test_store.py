@@ -325,6 +325,43 @@ def test_accept_can_record_the_first_part_as_submitted_in_the_same_write(db: Pat
     run(body, db)
 
 
+def test_writes_from_two_event_loops_are_answered_each_on_its_own_loop(db: Path) -> None:
+    """One writer batch can hold writes of several loops (threads): each is told on its own."""
+    store = SqliteStore(str(db))
+    start = threading.Barrier(2)
+    heard: dict[int, list[int]] = {}
+
+    def client(n: int) -> None:
+        async def body() -> None:
+            loop = asyncio.get_running_loop()
+            start.wait()
+            done: list[int] = []
+
+            def then(error: BaseException | None, result: Any) -> None:
+                assert error is None and asyncio.get_running_loop() is loop
+                done.append(threading.get_ident())
+
+            for k in range(200):
+                store.accept(msg(1000 * n + k), then=then)
+            await asyncio.gather(*(store.accept(msg(1000 * n + 500 + k)) for k in range(200)))
+            while len(done) < 200:
+                await asyncio.sleep(0.01)
+            heard[n] = done
+
+        asyncio.run(body())
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    store.close()
+    assert sorted(heard) == [0, 1]
+    for n, thread in enumerate(threads):
+        assert set(heard[n]) == {thread.ident}
+    assert store.jobs_committed == 800 and store.commits < 800
+
+
 def test_rejected_submit_resp_marks_the_message_failed(db: Path) -> None:
     async def body(store: SqliteStore) -> None:
         mid, _ = await store.accept(msg(1))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import hmac
 import logging
 import os
@@ -237,9 +238,15 @@ class _Connection:
             self.slot_freed.set()
 
     def send_sms(self, request: schema.Request) -> None:
-        """The hot path: no task when the service answers with a future (GatewayCore does)."""
+        """The hot path: no task, and no future when the service answers through a callback
+        (GatewayCore's send_sms_then)."""
+        send_then = getattr(self.service, "send_sms_then", None)
         try:
-            pending = self.service.send_sms(schema.parse_send(request.params), self.client)
+            req = schema.parse_send(request.params)
+            if send_then is not None:
+                send_then(req, self.client, functools.partial(self._answered, request))
+                return
+            pending = self.service.send_sms(req, self.client)
         except Exception as exc:
             self.release()
             self._reply_failure(request, exc)
@@ -251,21 +258,27 @@ class _Connection:
             return
 
         def answered(future: asyncio.Future[Any]) -> None:
-            self.in_flight -= 1  # release(), inline on the hot path
-            if self.waiting_for_slot:
-                self.slot_freed.set()
             if future.cancelled():
-                self._reply_failure(request, ApiError(ErrorCode.E_INTERNAL, "cancelled"))
+                self._answered(request, ApiError(ErrorCode.E_INTERNAL, "cancelled"), None)
             elif (exc := future.exception()) is not None:
-                self._reply_failure(request, exc)
+                self._answered(request, exc, None)
             else:
-                # Not contextlib.suppress: that is three Python calls per reply on the hot path.
-                try:  # noqa: SIM105
-                    self.send({"id": request.id, "result": future.result()})
-                except ConnectionError:
-                    pass
+                self._answered(request, None, future.result())
 
         pending.add_done_callback(answered)
+
+    def _answered(self, request: schema.Request, error: BaseException | None, result: Any) -> None:
+        self.in_flight -= 1  # release(), inline on the hot path
+        if self.waiting_for_slot:
+            self.slot_freed.set()
+        if error is not None:
+            self._reply_failure(request, error)
+            return
+        # Not contextlib.suppress: that is three Python calls per reply on the hot path.
+        try:  # noqa: SIM105
+            self.send({"id": request.id, "result": result})
+        except ConnectionError:
+            pass
 
     def _reply_failure(self, request: schema.Request, exc: BaseException) -> None:
         if not isinstance(exc, ApiError):

@@ -11,10 +11,13 @@ subscribe, so a consumer that disconnects misses nothing; only `ack_events` move
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.api.schema import SendRequest
+
+#: how a service may answer sms.send without a future: (error, None) or (None, reply)
+Reply = Callable[[BaseException | None, "dict[str, Any] | None"], None]
 
 
 class GatewayService(Protocol):
@@ -27,6 +30,9 @@ class GatewayService(Protocol):
         `client` names the caller ("uid:1000", "tcp:10.0.0.5") for the store's client_id.
         The same idempotency_key from the same client returns the first message_id with
         "duplicate": True.
+
+        A service may also offer ``send_sms_then(req, client, then: Reply)``, the same with a
+        callback instead of a future; the server then uses it (GatewayCore does).
         """
         ...
 

@@ -236,20 +236,9 @@ class _WriterConnection(sqlite3.Connection):
             self.history.clear()
 
 
-class _Job:
-    __slots__ = ("fn", "future", "loop", "then")
-
-    def __init__(
-        self,
-        fn: Job,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any] | None,
-        then: Then[Any] | None = None,
-    ):
-        self.fn = fn
-        self.loop = loop
-        self.future = future
-        self.then = then
+# A queued write: (function, caller's loop, future or None, then-callback or None). A plain
+# tuple: one is built per write, and a class's __init__ costs several times more.
+_Job = tuple[Job, asyncio.AbstractEventLoop, "asyncio.Future[Any] | None", "Then[Any] | None"]
 
 
 _second_cache: list[Any] = [None, ""]  # [whole second, its "YYYY-MM-DDTHH:MM:SS" text]
@@ -594,7 +583,7 @@ class SqliteStore:
         """Run jobs in one go, no savepoints; True (stop) at the first one that raises."""
         for job in jobs:
             try:
-                done.append((job, True, job.fn(conn)))
+                done.append((job, True, job[0](conn)))
             except Exception:
                 return True
         return False
@@ -604,7 +593,7 @@ class SqliteStore:
         conn.execute("SAVEPOINT job")
         history, appended = len(conn.history), len(conn.appended)
         try:
-            result = job.fn(conn)
+            result = job[0](conn)
         except Exception as exc:
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
@@ -615,9 +604,19 @@ class SqliteStore:
 
     @staticmethod
     def _resolve(items: list[tuple[_Job, bool, Any]]) -> None:
+        if not items:
+            return
+        first = items[0][0][1]
+        for item in items:
+            if item[0][1] is not first:
+                break
+        else:  # the usual case: every write came from one loop
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
+                first.call_soon_threadsafe(_set_futures, items)
+            return
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
         for item in items:
-            by_loop.setdefault(item[0].loop, []).append(item)
+            by_loop.setdefault(item[0][1], []).append(item)
         for loop, batch in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
                 loop.call_soon_threadsafe(_set_futures, batch)
@@ -642,7 +641,7 @@ class SqliteStore:
                 raise StoreClosed("store is closed" + why)
             if len(self._queue) >= limit:
                 raise StoreBusy(f"store writer queue full ({len(self._queue)} waiting)")
-            self._queue.append(_Job(fn, loop, future, then))
+            self._queue.append((fn, loop, future, then))
             if self._writer_waiting:
                 self._writer_waiting = False
                 self._wakeups.put(None)
@@ -1255,22 +1254,22 @@ class SqliteStore:
 
 
 def _set_futures(items: list[tuple[_Job, bool, Any]]) -> None:
-    for job, ok, value in items:
-        if job.then is not None:
+    for (_fn, loop, future, then), ok, value in items:
+        if then is not None:
             try:
-                job.then(None, value) if ok else job.then(value, None)
+                then(None, value) if ok else then(value, None)
             except Exception as exc:  # the caller's bug: report it, finish the others
-                job.loop.call_exception_handler(
+                loop.call_exception_handler(
                     {"message": "store write callback failed", "exception": exc}
                 )
             continue
-        assert job.future is not None
-        if job.future.done():
+        assert future is not None
+        if future.done():
             continue  # the caller gave up waiting; the write stands
         if ok:
-            job.future.set_result(value)
+            future.set_result(value)
         else:
-            job.future.set_exception(value)
+            future.set_exception(value)
 
 
 # ---------------------------------------------------------------------- writer-side helpers
