@@ -928,3 +928,24 @@ def test_a_forked_child_makes_ids_of_its_own() -> None:
     os.close(read), os.close(write)
     mine = new_message_id()
     assert child[24:] != mine[24:]  # the random tail differs, whatever the clock did
+
+
+def test_message_ids_are_the_canonical_form_of_the_same_uuid7() -> None:
+    """new_message_id builds the string field by field: it must be exactly str(uuid7()) for
+    the same generator state (and ids stay strictly increasing across both forms)."""
+    from gateway.store import ids as gen
+
+    compared = 0
+    for _ in range(3000):
+        state = (gen._last_ms, gen._counter, gen._random, gen._random_at)
+        made = new_message_id(1_700_000_000_000)  # a past time: the counter runs on
+        refilled = gen._random is not state[2]  # a new random block: not replayable
+        gen._last_ms, gen._counter, gen._random, gen._random_at = state
+        again = str(uuid7(1_700_000_000_000))
+        if not refilled:
+            assert made == again
+            compared += 1
+    assert compared > 2900
+    later = [new_message_id() for _ in range(100)]
+    assert later == sorted(later) and len(set(later)) == 100
+    assert all(uuid.UUID(m).version == 7 and uuid.UUID(m).variant == uuid.RFC_4122 for m in later)
