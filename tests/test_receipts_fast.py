@@ -170,3 +170,18 @@ def test_normalise_message_id_as_the_reference(raw: str, id_format: str) -> None
 def test_the_usual_receipt_takes_the_one_match_path(text: str) -> None:
     assert receipts._CANONICAL.fullmatch(text) is not None
     assert receipts._fields(text) == receipts._scan_fields(text)
+
+
+def summary_of(message: bytes | str, tlvs: Mapping[int, object] | None) -> tuple[Any, ...]:
+    receipt = reference_parse(message, tlvs)
+    return receipt.message_id, receipt.state, receipt.stat_text, receipt.error_code
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=receipt_texts() | st.text(max_size=60), tlvs=tlv_maps(), as_bytes=st.booleans())
+def test_receipt_summary_is_the_reference_parse_in_brief(
+    text: str, tlvs: dict[int, Any] | None, as_bytes: bool
+) -> None:
+    message: str | bytes = text.encode("latin-1", "replace") if as_bytes else text
+    expected = outcome(summary_of, message, tlvs)
+    assert outcome(receipts.receipt_summary, message, tlvs) == expected

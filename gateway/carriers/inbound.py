@@ -28,7 +28,7 @@ from gateway.smpp.receipts import (
     MessageIdError,
     ReceiptParseError,
     normalise_message_id,
-    parse_receipt,
+    receipt_summary,
 )
 from gateway.smpp.text import TextDecodeError, decode_text
 from gateway.store.sqlite_store import SqliteStore, StoreError
@@ -130,8 +130,8 @@ class InboundHandler:
     def _receipt(self, conn: Acker, pdu: Any) -> None:
         # The hot path: no task and no future, one `then` callback on the store write.
         try:
-            receipt = parse_receipt(pdu.short_message, pdu.tlvs)
-            norm = normalise_message_id(receipt.message_id, self._id_format)
+            raw_id, state, stat_text, error_code = receipt_summary(pdu.short_message, pdu.tlvs)
+            norm = normalise_message_id(raw_id, self._id_format)
         except (ReceiptParseError, MessageIdError) as exc:
             self.receipts_invalid += 1
             log.warning("%s: unusable receipt acked and dropped: %s", self.carrier, exc)
@@ -153,9 +153,9 @@ class InboundHandler:
             self._store.record_receipt(
                 self.carrier,
                 norm,
-                receipt.state,  # a StrEnum: the str itself, without the Enum .value lookup
-                receipt.error_code,
-                {"stat": receipt.stat_text, "carrier_message_id_raw": receipt.message_id},
+                state,  # a StrEnum: the str itself, without the Enum .value lookup
+                error_code,
+                {"stat": stat_text, "carrier_message_id_raw": raw_id},
                 ttl_s=self._unmatched_ttl_s,
                 then=stored_then_ack,
             )

@@ -135,6 +135,26 @@ def parse_receipt(short_message: bytes | str, tlvs: Mapping[int, object] | None 
     )
 
 
+def receipt_summary(
+    short_message: bytes | str, tlvs: Mapping[int, object] | None = None
+) -> tuple[str, ReceiptState, str, str | None]:
+    """(message_id, state, stat_text, error_code) exactly as `parse_receipt` gives them (and
+    its ReceiptParseError), without the fields the carrier link does not store (counts,
+    dates, text, network error): the receipt path of every message."""
+    if isinstance(short_message, bytes):
+        short_message = short_message.decode("latin-1")
+    canonical = _CANONICAL.fullmatch(short_message.replace("\x00", ""))
+    if canonical is None:
+        receipt = parse_receipt(short_message, tlvs)
+        return receipt.message_id, receipt.state, receipt.stat_text, receipt.error_code
+    message_id = (tlvs and _tlv_text(tlvs.get(_RECEIPTED_MESSAGE_ID))) or canonical[1]
+    stat_text = canonical[6]
+    state = (tlvs and _tlv_state(tlvs.get(_MESSAGE_STATE))) or _STATES.get(
+        stat_text.upper(), _UNKNOWN
+    )
+    return message_id, state, stat_text, canonical[7]
+
+
 # The layout of Appendix B exactly as most SMSCs write it: read in one match. Anything else
 # (other case, spacing, order, missing keys, an empty value, a value with a colon) goes to the
 # general scan, which gives the same fields for this layout (tests/test_receipts.py checks the
