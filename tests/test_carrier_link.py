@@ -381,13 +381,13 @@ class _HeldSubmits(SqliteStore):
         self.held: list[Callable[[], None]] = []
         self.fail = False
 
-    def record_submit(self, *args: Any, then: Any = None, **kwargs: Any) -> Any:
+    def record_submits(self, *args: Any, then: Any = None, **kwargs: Any) -> Any:
         def hold(error: BaseException | None, result: Any) -> None:
-            if self.fail:
+            if self.fail:  # read at the commit
                 error = StoreError("injected: batch not committed")
             self.held.append(lambda: then(error, result))
 
-        return super().record_submit(*args, then=hold, **kwargs)
+        return super().record_submits(*args, then=hold, **kwargs)
 
     def release(self) -> None:
         held, self.held = self.held, []
@@ -430,6 +430,47 @@ def test_a_part_goes_out_only_after_its_submitted_record_is_committed(tmp_path: 
             store.release()
             await eventually(lambda: all_in_state(store, [second], "delivered"))
             assert sim.counters.submit_sm == 2
+            assert await link.stop(1.0) == []
+            await store.aclose()
+
+    run(test)
+
+
+def test_parts_taken_together_are_recorded_in_one_write_and_keep_their_order(
+    tmp_path: Path,
+) -> None:
+    """The parts one dispatch takes ahead share a store write; if it fails they all wait and
+    are recorded again, and still go out in the order they were queued."""
+
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0)) as sim:
+            profile = make_profile(tmp_path, sim.port)
+            store = _HeldSubmits(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store, retry_delay_s=0.05)
+            await link.start()
+            await link.wait_bound()
+            ids, parts = [], []
+            for n in range(6):
+                encoded, count = encode_message(profile, f"m{n}")
+                message_id, _ = await store.accept(
+                    NewMessage("client", "GW", "447700900001", encoded.payload, 0, count)
+                )
+                ids.append(message_id)
+                parts.append(outbound_parts(message_id, build_submits(profile, encoded, "1", n)))
+            writes = store.jobs_committed
+            store.fail = True
+            for message_parts in parts:  # queued in one go: one dispatch takes them all
+                link.submit(message_parts)
+            await eventually(lambda: _true(len(store.held) == 1))
+            assert store.jobs_committed == writes + 1  # six parts, one write
+            store.fail = False  # only that write is reported as failed
+            store.release()  # so every part waits for the retry delay, none is sent
+            await eventually(lambda: _true(len(store.held) == 1))  # all taken again, together
+            assert sim.counters.submit_sm == 0 and link.counters.store_errors == 6
+            store.release()
+            await eventually(lambda: all_in_state(store, ids, "delivered"))
+            sent = [pdu.short_message for pdu in sim.submitted]
+            assert sent == [b"m0", b"m1", b"m2", b"m3", b"m4", b"m5"]
             assert await link.stop(1.0) == []
             await store.aclose()
 

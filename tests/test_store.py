@@ -362,6 +362,35 @@ def test_writes_from_two_event_loops_are_answered_each_on_its_own_loop(db: Path)
     assert store.jobs_committed == 800 and store.commits < 800
 
 
+def test_record_submits_writes_several_parts_or_none(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        a, _ = await store.accept(msg(1, parts_total=2))
+        b, _ = await store.accept(msg(2))
+        outcomes: list[tuple[Any, Any]] = []
+        done = asyncio.Event()
+
+        def then(error: BaseException | None, result: Any) -> None:
+            outcomes.append((error, result))
+            done.set()
+
+        jobs = store.jobs_committed
+        store.record_submits([(a, 1), (b, 1)], "carrier-a", then=then)
+        await done.wait()
+        assert outcomes == [(None, None)] and store.jobs_committed == jobs + 1
+        for message_id in (a, b):
+            record = await store.get_message(message_id)
+            assert record is not None and record.parts[0].state == "submitted"
+            assert [h.event for h in record.history] == ["accepted", "submitted"]
+        done.clear()
+        store.record_submits([(a, 2), ("no-such-message", 1)], "carrier-a", then=then)
+        await done.wait()
+        assert isinstance(outcomes[1][0], UnknownPart)
+        record = await store.get_message(a)
+        assert record is not None and record.parts[1].state == "pending"  # none of them
+
+    run(body, db)
+
+
 def test_rejected_submit_resp_marks_the_message_failed(db: Path) -> None:
     async def body(store: SqliteStore) -> None:
         mid, _ = await store.accept(msg(1))

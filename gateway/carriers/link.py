@@ -589,7 +589,7 @@ class CarrierLink:
         A part goes on the wire only once its "submitted" record is committed: after a crash
         every part the carrier may have is then known as submitted, so the start-up resend
         counts each possible duplicate (a part still pending was never sent). Parts are taken
-        from the dispatcher and recorded ahead of the windows (`_record_submit`), then wait in
+        from the dispatcher and recorded ahead of the windows (`_record_submits`), then wait in
         `_ready` for any bind with room; the rate's tokens are spent as they go out, so the
         carrier sees the configured TPS however the commits bunch them.
         """
@@ -632,7 +632,8 @@ class CarrierLink:
         # for a commit each time: PIPELINE_WINDOWS windows' worth per bind, enough to cover the
         # store's commit latency at full rate on loopback (one window was not: the queue grew).
         self._ahead = ahead = PIPELINE_WINDOWS * self.profile.window.size * sending + room
-        while self._recording + len(ready) < ahead:
+        taken: list[OutboundPart] = []
+        while self._recording + len(ready) + len(taken) < ahead:
             part = dispatcher.take(None, now, rated=False)
             if part is None:
                 later = dispatcher.next_deadline(None, now)
@@ -642,27 +643,34 @@ class CarrierLink:
             if part.expires_at is not None and self._wall_clock() >= part.expires_at:
                 self._expire(part)
                 continue
-            self._record_submit(part)
+            taken.append(part)
+        if taken:
+            self._record_submits(taken)
         return wait
 
-    def _record_submit(self, part: OutboundPart) -> None:
+    def _record_submits(self, parts: list[OutboundPart]) -> None:
+        """Record the parts taken ahead as submitted, in one store write; they join `_ready`,
+        in order, once it is committed."""
+
         def recorded(error: BaseException | None, _result: Any) -> None:
             self._store_writes.finished()
-            self._recording -= 1
+            self._recording -= len(parts)
             if error is not None:
-                self._not_recorded(part, error)
+                self._not_recorded(parts, error)
             elif self._stopping:
-                self.dispatcher.requeue(part)  # handed back, never sent
+                for part in reversed(parts):  # handed back, never sent, in their order
+                    self.dispatcher.requeue(part)
             else:
-                self._ready.append(part)
+                self._ready.extend(parts)
             self._kick()
 
+        keys = [(part.message_id, part.part_no) for part in parts]
         try:
-            self._store.record_submit(part.message_id, part.part_no, self.carrier, then=recorded)
+            self._store.record_submits(keys, self.carrier, then=recorded)
         except StoreError as exc:
-            self._not_recorded(part, exc)
+            self._not_recorded(parts, exc)
             return
-        self._recording += 1
+        self._recording += len(parts)
         self._store_writes.started()
 
     def _hand_back_ready(self) -> None:
@@ -670,13 +678,20 @@ class CarrierLink:
         while self._ready:
             self.dispatcher.requeue(self._ready.pop())
 
-    def _not_recorded(self, part: OutboundPart, error: BaseException) -> None:
-        # Not sent unrecorded: it waits (the store is full or failing) and is tried again.
-        self.counters.store_errors += 1
+    def _not_recorded(self, parts: list[OutboundPart], error: BaseException) -> None:
+        # Not sent unrecorded: they wait (the store is full or failing) and are tried again,
+        # all after the same delay and in their order (each requeue goes to the head).
+        self.counters.store_errors += len(parts)
         log.error(
-            "%s: submit of %s not recorded, retried: %r", self.carrier, part.message_id, error
+            "%s: submit of %d parts (%s first) not recorded, retried: %r",
+            self.carrier,
+            len(parts),
+            parts[0].message_id,
+            error,
         )
-        self.dispatcher.requeue(part, self._clock() + self._retry_delay)
+        not_before = self._clock() + self._retry_delay
+        for part in reversed(parts):
+            self.dispatcher.requeue(part, not_before)
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

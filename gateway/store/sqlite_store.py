@@ -774,6 +774,30 @@ class SqliteStore:
 
         return self._submit(job, then=then)
 
+    def record_submits(
+        self,
+        parts: list[tuple[str, int]],
+        carrier: str,
+        now: float | None = None,
+        *,
+        then: Then[None],
+    ) -> None:
+        """`record_submit` for several parts, (message_id, part) each, in one write: all of them
+        are recorded, or (an unknown part, a failed batch) none is and ``then`` gets the error.
+        The carrier link records the parts it takes ahead of the windows this way."""
+        parts = list(parts)
+
+        def job(conn: _WriterConnection) -> None:
+            ts = time.time() if now is None else now
+            at = iso_utc(ts)
+            hot, tick, forget = conn.hot, conn.tick, self._forget_answered
+            for message_id, part in parts:
+                changed = write_step(hot, UPDATE_SUBMIT, (carrier, at, tick(ts), message_id, part))
+                _require(changed, message_id, part)
+                forget(message_id, part)
+
+        self._submit(job, then=then)
+
     @overload
     def record_submit_resp(
         self,
