@@ -24,7 +24,7 @@ from gateway.smpp.pdu import SubmitSm
 from gateway.smpp.reassembly import parse_udh
 from gateway.smsc_sim import SmscSimulator
 from gateway.smsc_sim.config import SimConfig
-from gateway.store.sqlite_store import NewMessage, SqliteStore, StoreError
+from gateway.store.sqlite_store import NewMessage, SqliteStore, StoreBusy, StoreError
 
 LONG_TEXT = "The quick brown fox jumps over the lazy dog. " * 8  # 360 septets: 3 parts
 
@@ -472,6 +472,70 @@ def test_parts_taken_together_are_recorded_in_one_write_and_keep_their_order(
             sent = [pdu.short_message for pdu in sim.submitted]
             assert sent == [b"m0", b"m1", b"m2", b"m3", b"m4", b"m5"]
             assert await link.stop(1.0) == []
+            await store.aclose()
+
+    run(test)
+
+
+class _CountedAnswers(SqliteStore):
+    """Counts the answer writes; the first `refuse` of them are refused (StoreBusy)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.writes: list[list[str]] = []
+        self.refused: list[str] = []
+        self.refuse = 0
+
+    def record_answers(self, carrier: str, answers: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.refuse:
+            self.refuse -= 1
+            self.refused += [answer[0] for answer in answers]
+            raise StoreBusy("injected: the writer queue is full")
+        self.writes.append([answer[0] for answer in answers])
+        return super().record_answers(carrier, answers, *args, **kwargs)
+
+
+def test_responses_and_receipts_share_writes_and_keep_their_order(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0)) as sim:
+            store = _CountedAnswers(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(make_profile(tmp_path, sim.port), store)
+            await link.start()
+            await link.wait_bound()
+            ids = [await send(link, store, f"m{n}", ref=n) for n in range(20)]
+            await eventually(lambda: all_in_state(store, ids, "delivered"))
+            kinds = [kind for write in store.writes for kind in write]
+            assert sorted(kinds) == ["receipt"] * 20 + ["resp"] * 20
+            assert len(store.writes) < 40  # answers of one loop iteration share a write
+            # each receipt found its part: its response had gone to the store before it
+            assert link.inbound.receipts == 20 and link.inbound.receipts_unmatched == 0
+            assert link.counters.store_errors == 0
+            assert await link.stop(1.0) == []
+            await store.aclose()
+
+    run(test)
+
+
+def test_answers_the_store_refuses_are_counted_and_their_receipts_left_unacked(
+    tmp_path: Path,
+) -> None:
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0, latency_ms=50)) as sim:
+            store = _CountedAnswers(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(make_profile(tmp_path, sim.port), store)
+            await link.start()
+            await link.wait_bound()
+            store.refuse = 2  # the first answers of the link: its response, its receipt
+            first = await send(link, store, "refused")
+            await eventually(lambda: _true(sorted(store.refused) == ["receipt", "resp"]))
+            assert link.counters.store_errors == 1 and link.inbound.store_errors == 1
+            await asyncio.sleep(0.2)
+            record = await store.get_message(first)
+            assert record is not None and record.parts[0].resp_status is None  # not recorded
+            assert link.inbound.receipts == 0 and sim.counters.deliver_sm_acked == 0  # unacked
+            second = await send(link, store, "fine", ref=2)
+            await eventually(lambda: all_in_state(store, [second], "delivered"))
+            assert await link.stop(1.0) is not None
             await store.aclose()
 
     run(test)

@@ -391,6 +391,44 @@ def test_record_submits_writes_several_parts_or_none(db: Path) -> None:
     run(body, db)
 
 
+def test_record_answers_writes_responses_and_receipts_in_their_order(db: Path) -> None:
+    """One write for a carrier link's answers of one loop iteration: a receipt behind its
+    response is matched, one ahead of it waits as unmatched and the response applies it, a
+    response for an unknown part is skipped alone."""
+
+    async def body(store: SqliteStore) -> None:
+        a, _ = await store.accept(msg(1, carrier="c", first_part_submitted=True))
+        b, _ = await store.accept(msg(2, carrier="c", first_part_submitted=True))
+        delivered = ("delivered", "000", {"stat": "DELIVRD"}, None)
+        answers: list[tuple[Any, ...]] = [
+            ("receipt", "b1", *delivered),  # ahead of its response
+            ("resp", a, 1, 0, "A1", "a1"),
+            ("receipt", "a1", *delivered),  # behind it
+            ("resp", "no-such-message", 1, 0, "G1", "g1"),
+            ("resp", b, 1, 0, "B1", "b1"),
+        ]
+        results: list[Any] = []
+        done = asyncio.Event()
+
+        def then(error: BaseException | None, result: Any) -> None:
+            assert error is None
+            results.extend(result)
+            done.set()
+
+        jobs = store.jobs_committed
+        store.record_answers("c", answers, then=then)
+        await done.wait()
+        assert store.jobs_committed == jobs + 1
+        assert results[:3] == [None, 0, ReceiptMatch(a, 1)]
+        assert isinstance(results[3], UnknownPart) and results[4] == 1
+        for message_id in (a, b):
+            record = await store.get_message(message_id)
+            assert record is not None and record.state == "delivered"
+            assert [h.event for h in record.history] == ["accepted", "submitted", "resp", "receipt"]
+
+    run(body, db)
+
+
 def test_rejected_submit_resp_marks_the_message_failed(db: Path) -> None:
     async def body(store: SqliteStore) -> None:
         mid, _ = await store.accept(msg(1))

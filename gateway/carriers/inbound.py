@@ -95,8 +95,12 @@ class InboundHandler:
         reassembly_timeout_s: float = 120.0,
         max_pending: int = 1000,
         unmatched_ttl_s: float | None = None,
+        queue_answer: Callable[[tuple[Any, ...], Any], None],
     ) -> None:
         self.carrier = carrier
+        # The link's queue for its answers (CarrierLink.queue_answer): a receipt is recorded in
+        # the same write as the responses before it, in their order.
+        self._queue_answer = queue_answer
         self._unmatched_ttl_s = unmatched_ttl_s  # None: the store's default
         self._id_format = id_format
         self._store = store
@@ -149,19 +153,9 @@ class InboundHandler:
                 conn.ack(pdu)
             self._in_progress.finished()
 
-        try:
-            self._store.record_receipt(
-                self.carrier,
-                norm,
-                state,  # a StrEnum: the str itself, without the Enum .value lookup
-                error_code,
-                {"stat": stat_text, "carrier_message_id_raw": raw_id},
-                ttl_s=self._unmatched_ttl_s,
-                then=stored_then_ack,
-            )
-        except StoreError as exc:
-            self._not_stored(exc)
-            self._in_progress.finished()
+        detail = {"stat": stat_text, "carrier_message_id_raw": raw_id}
+        answer = ("receipt", norm, state, error_code, detail, self._unmatched_ttl_s)
+        self._queue_answer(answer, stored_then_ack)
 
     def _not_stored(self, exc: BaseException) -> None:
         # Not acked: the carrier redelivers it later.

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import random
 import ssl
@@ -53,7 +54,7 @@ from gateway.smpp.session import (
     SubmitTimeout,
     Unbound,
 )
-from gateway.store.sqlite_store import SqliteStore, StoreError
+from gateway.store.sqlite_store import SqliteStore, StoreError, Then
 
 log = logging.getLogger(__name__)
 PIPELINE_WINDOWS = 4  # parts recorded ahead, in windows per bind (see _send_and_record)
@@ -150,6 +151,7 @@ class CarrierLink:
             clock,
             reassembly_timeout_s=reassembly_timeout_s,
             unmatched_ttl_s=profile.receipts.unmatched_ttl_s,
+            queue_answer=self.queue_answer,
         )
         roles: tuple[Role, ...] = (
             ("transceiver",) if profile.binds.mode == "transceiver" else ("transmitter", "receiver")
@@ -165,6 +167,9 @@ class CarrierLink:
         self._recording = 0
         self._ready: collections.deque[OutboundPart] = collections.deque()
         self._ahead = 0  # the pipeline's size at the last dispatch (0: no bind could send)
+        # responses and receipts of this loop iteration, in order, and their callbacks
+        self._answers: list[tuple[Any, ...]] = []
+        self._answer_thens: list[Then[Any] | None] = []
         # dispatch runs as a loop callback: kicked by events, or by one timer for deadlines
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
@@ -259,6 +264,7 @@ class CarrierLink:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._flush_answers()
         await self.inbound.wait_idle()  # deliver_sm taken are stored (or given up on)
         await self._store_writes.idle()  # the store resolves every write, committed or failed
         return self.dispatcher.drain()
@@ -501,19 +507,51 @@ class CarrierLink:
     def _record_resp(
         self, part: OutboundPart, status: int, raw: str | None, norm: str | None
     ) -> None:
-        self._write(
-            self._store.record_submit_resp,
-            part.message_id,
-            part.part_no,
-            self.carrier,
-            status,
-            raw,
-            norm,
-        )
+        self.queue_answer(("resp", part.message_id, part.part_no, status, raw, norm), None)
+
+    def queue_answer(self, answer: tuple[Any, ...], then: Then[Any] | None) -> None:
+        """A response or a receipt to record (as `SqliteStore.record_answers` takes them), with
+        the callback for its result. The answers of one loop iteration go to the store in one
+        write, in their order (`_flush_answers`), so a receipt never overtakes its response."""
+        if not self._answers:
+            running_loop().call_soon(self._flush_answers)
+        self._answers.append(answer)
+        self._answer_thens.append(then)
+
+    def _flush_answers(self) -> None:
+        answers, thens = self._answers, self._answer_thens
+        if not answers:
+            return
+        self._answers, self._answer_thens = [], []
+        try:
+            self._store.record_answers(
+                self.carrier, answers, then=functools.partial(self._answers_done, thens)
+            )
+        except StoreError as exc:
+            self._store_writes.started()
+            self._answers_done(thens, exc, None)
+            return
+        self._store_writes.started()
+
+    def _answers_done(
+        self, thens: list[Then[Any] | None], error: BaseException | None, results: Any
+    ) -> None:
+        self._store_writes.finished()
+        for n, then in enumerate(thens):
+            outcome = error if error is not None else results[n]
+            if isinstance(outcome, BaseException):
+                if then is not None:
+                    then(outcome, None)
+                else:  # a response
+                    self.counters.store_errors += 1
+                    log.error("%s: response not recorded: %r", self.carrier, outcome)
+            elif then is not None:
+                then(None, outcome)
 
     def _write(self, write: Callable[..., Any], *args: Any) -> None:
         # The store queues a write at the call, so writes are applied in event order; `then`
         # is called on this loop once it is committed (or failed).
+        self._flush_answers()
         try:
             write(*args, then=self._write_done)
         except StoreError as exc:

@@ -844,38 +844,89 @@ class SqliteStore:
         Receipts that arrived before it and wait as unmatched under the same normalised id are
         applied in the same transaction; returns how many.
         """
+        resp = (message_id, part, status, carrier_message_id_raw, carrier_message_id_norm)
 
         def job(conn: _WriterConnection) -> int:
             ts = time.time() if now is None else now
-            changed = write_step(
-                conn.hot,
-                UPDATE_RESP,
-                (
-                    "carrier_accepted" if status == 0 else "carrier_rejected",
-                    carrier,
-                    status,
-                    iso_utc(ts),
-                    conn.tick(ts),
-                    carrier_message_id_raw,
-                    carrier_message_id_norm,
-                    message_id,
-                    part,
-                ),
-            )
-            _require(changed, message_id, part)
-            applied = 0
-            if status == 0 and carrier_message_id_norm is not None:
-                self._remember_answered(carrier, carrier_message_id_norm, message_id, part)
-                for payload in self._take_unmatched(conn, carrier, carrier_message_id_norm, ts):
-                    _apply_receipt(
-                        conn, message_id, part, carrier, carrier_message_id_norm, payload, ts
-                    )
-                    applied += 1
-                    if _is_final(payload["state"]):
-                        self._forget_answered(message_id, part)
+            applied = self._write_resp(conn, carrier, resp, iso_utc(ts), ts)
+            if applied < 0:
+                raise UnknownPart(f"no part {part} of message {message_id}")
             return applied
 
         return self._submit(job, then=then)
+
+    def record_answers(
+        self,
+        carrier: str,
+        answers: list[tuple[Any, ...]],
+        now: float | None = None,
+        *,
+        then: Then[list[Any]],
+    ) -> None:
+        """A carrier link's answers of one loop iteration in one write, in their order. Each is
+        ("resp", message_id, part, status, raw id, normalised id), as `record_submit_resp`
+        takes it, or ("receipt", normalised id, state, err, detail, ttl_s or None), as
+        `record_receipt`. ``then`` gets one result per answer: for a resp the receipts applied
+        with it, or an UnknownPart when the store has no such part (nothing is written for that
+        one, the others are); for a receipt its ReceiptMatch, or None (kept as unmatched)."""
+
+        def job(conn: _WriterConnection) -> list[Any]:
+            ts = time.time() if now is None else now
+            at = iso_utc(ts)
+            results: list[Any] = []
+            for answer in answers:
+                if answer[0] == "resp":
+                    applied = self._write_resp(conn, carrier, answer[1:], at, ts)
+                    if applied < 0:
+                        results.append(UnknownPart(f"no part {answer[2]} of message {answer[1]}"))
+                    else:
+                        results.append(applied)
+                else:
+                    _, norm_id, state, err, detail, ttl_s = answer
+                    payload = {"state": str(state), "err": err, "detail": detail or {}}
+                    ttl = self.unmatched_ttl_s if ttl_s is None else ttl_s
+                    results.append(self._write_receipt(conn, carrier, norm_id, payload, ttl, ts))
+            return results
+
+        self._submit(job, then=then)
+
+    def _write_resp(
+        self,
+        conn: _WriterConnection,
+        carrier: str,
+        resp: tuple[str, int, int, str | None, str | None],
+        at: str,
+        ts: float,
+    ) -> int:
+        """One response's writes: the receipts applied with it, or -1 (nothing written) for an
+        unknown part."""
+        message_id, part, status, raw, norm = resp
+        changed = write_step(
+            conn.hot,
+            UPDATE_RESP,
+            (
+                "carrier_accepted" if status == 0 else "carrier_rejected",
+                carrier,
+                status,
+                at,
+                conn.tick(ts),
+                raw,
+                norm,
+                message_id,
+                part,
+            ),
+        )
+        if changed == 0:
+            return -1
+        applied = 0
+        if status == 0 and norm is not None:
+            self._remember_answered(carrier, norm, message_id, part)
+            for payload in self._take_unmatched(conn, carrier, norm, ts):
+                _apply_receipt(conn, message_id, part, carrier, norm, payload, ts)
+                applied += 1
+                if _is_final(payload["state"]):
+                    self._forget_answered(message_id, part)
+        return applied
 
     @overload
     def record_expired(
@@ -990,16 +1041,27 @@ class SqliteStore:
 
         def job(conn: _WriterConnection) -> ReceiptMatch | None:
             ts = time.time() if now is None else now
-            match = self._answered.get((carrier, norm_id)) or _find_part(conn, carrier, norm_id)
-            if match is None:
-                self._keep_unmatched(conn, carrier, norm_id, payload, ts, ttl)
-                return None
-            if _is_final(payload["state"]):
-                self._forget_answered(match.message_id, match.part_no)
-            _apply_receipt(conn, match.message_id, match.part_no, carrier, norm_id, payload, ts)
-            return match
+            return self._write_receipt(conn, carrier, norm_id, payload, ttl, ts)
 
         return self._submit(job, then=then)
+
+    def _write_receipt(
+        self,
+        conn: _WriterConnection,
+        carrier: str,
+        norm_id: str,
+        payload: dict[str, Any],
+        ttl: float,
+        ts: float,
+    ) -> ReceiptMatch | None:
+        match = self._answered.get((carrier, norm_id)) or _find_part(conn, carrier, norm_id)
+        if match is None:
+            self._keep_unmatched(conn, carrier, norm_id, payload, ts, ttl)
+            return None
+        if _is_final(payload["state"]):
+            self._forget_answered(match.message_id, match.part_no)
+        _apply_receipt(conn, match.message_id, match.part_no, carrier, norm_id, payload, ts)
+        return match
 
     def _remember_answered(self, carrier: str, norm_id: str, message_id: str, part: int) -> None:
         self._forget_answered(message_id, part)
