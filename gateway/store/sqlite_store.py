@@ -285,17 +285,19 @@ def _receipt_detail_json(detail: dict[str, Any]) -> str:
     ):
         return _json(detail)
     part, carrier, norm, state, err, stat, *raw = values
+    # each field's None test inline: a helper call per field was a third of this one's time
+    enc = _encode_str
     text = (
-        f'{{"part":{part},"carrier":{_str_json(carrier)},"carrier_message_id":{_str_json(norm)},'
-        f'"state":{_str_json(state)},"err":{_str_json(err)},"stat":{_str_json(stat)}'
+        f'{{"part":{part},'
+        f'"carrier":{"null" if carrier is None else enc(carrier)},'
+        f'"carrier_message_id":{"null" if norm is None else enc(norm)},'
+        f'"state":{"null" if state is None else enc(state)},'
+        f'"err":{"null" if err is None else enc(err)},'
+        f'"stat":{"null" if stat is None else enc(stat)}'
     )
     if raw:
-        return f'{text},"carrier_message_id_raw":{_str_json(raw[0])}}}'
+        return f'{text},"carrier_message_id_raw":{"null" if raw[0] is None else enc(raw[0])}}}'
     return text + "}"
-
-
-def _str_json(value: str | None) -> str:
-    return "null" if value is None else _encode_str(value)
 
 
 class SqliteStore:
@@ -508,8 +510,13 @@ class SqliteStore:
                             self._wakeups.get(timeout=remaining)
                         self._writer_waiting = False
                 with self._lock:
-                    take = min(len(self._queue), self._batch_rows - len(taken))
-                    jobs = [self._queue.popleft() for _ in range(take)]
+                    queued = self._queue
+                    take = min(len(queued), self._batch_rows - len(taken))
+                    if take == len(queued):  # the usual case: all of them, copied in C
+                        jobs = list(queued)
+                        queued.clear()
+                    else:
+                        jobs = [queued.popleft() for _ in range(take)]
                 if not jobs:
                     break
                 taken.extend(jobs)
