@@ -60,6 +60,11 @@ cdef extern from "sqlite3.h":
         SQLITE_ROW
         SQLITE_DONE
         SQLITE_PREPARE_PERSISTENT
+        SQLITE_INTEGER
+        SQLITE_FLOAT
+        SQLITE_TEXT
+        SQLITE_BLOB
+        SQLITE_NULL
     int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int nbyte, unsigned int flags,
                            sqlite3_stmt **stmt, const char **tail)
     int sqlite3_bind_null(sqlite3_stmt *stmt, int i)
@@ -75,6 +80,13 @@ cdef extern from "sqlite3.h":
     int sqlite3_clear_bindings(sqlite3_stmt *stmt)
     int sqlite3_finalize(sqlite3_stmt *stmt)
     int sqlite3_changes(sqlite3 *db)
+    int sqlite3_column_count(sqlite3_stmt *stmt)
+    int sqlite3_column_type(sqlite3_stmt *stmt, int i)
+    sqlite3_int64 sqlite3_column_int64(sqlite3_stmt *stmt, int i)
+    double sqlite3_column_double(sqlite3_stmt *stmt, int i)
+    const unsigned char *sqlite3_column_text(sqlite3_stmt *stmt, int i)
+    const void *sqlite3_column_blob(sqlite3_stmt *stmt, int i)
+    int sqlite3_column_bytes(sqlite3_stmt *stmt, int i)
     sqlite3_int64 sqlite3_last_insert_rowid(sqlite3 *db)
     const char *sqlite3_errmsg(sqlite3 *db)
     int sqlite3_extended_errcode(sqlite3 *db)
@@ -227,6 +239,60 @@ cdef class NativeStatements:
         """Run INSERT statement `which` with `params`; the rowid of the row it added."""
         self._step(self._stmt(which), params)
         return sqlite3_last_insert_rowid(self.db)
+
+    def first_row(self, Py_ssize_t which, tuple params):
+        """Run query `which` with `params`; its first row as a tuple, or None."""
+        cdef sqlite3_stmt *stmt = self._stmt(which)
+        cdef Py_ssize_t n = len(params)
+        cdef int expected = sqlite3_bind_parameter_count(stmt)
+        if n != expected:
+            raise _sqlite3.ProgrammingError(
+                f"Incorrect number of bindings supplied. The current statement uses {expected},"
+                f" and there are {n} supplied."
+            )
+        cdef int rc
+        try:
+            for i in range(n):
+                _bind(stmt, <int>i + 1, params[i])
+            rc = sqlite3_step(stmt)
+            if rc == SQLITE_ROW:
+                return _row(stmt)
+            if rc != SQLITE_DONE:
+                rc = sqlite3_extended_errcode(self.db)
+                raise _error_class(rc)(sqlite3_errmsg(self.db).decode("utf-8", "replace"))
+            return None
+        finally:
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+
+
+cdef tuple _row(sqlite3_stmt *stmt):
+    # the sqlite3 module's conversion (text_factory=str, no converters)
+    cdef int count = sqlite3_column_count(stmt)
+    cdef list values = []
+    cdef int kind
+    cdef int size
+    for i in range(count):
+        kind = sqlite3_column_type(stmt, i)
+        if kind == SQLITE_INTEGER:
+            values.append(sqlite3_column_int64(stmt, i))
+        elif kind == SQLITE_FLOAT:
+            values.append(sqlite3_column_double(stmt, i))
+        elif kind == SQLITE_TEXT:
+            text = sqlite3_column_text(stmt, i)
+            size = sqlite3_column_bytes(stmt, i)
+            try:
+                values.append(text[:size].decode("utf-8"))
+            except UnicodeDecodeError:
+                raise _sqlite3.OperationalError(
+                    f"Could not decode to UTF-8 column '{i}'"
+                ) from None
+        elif kind == SQLITE_BLOB:
+            size = sqlite3_column_bytes(stmt, i)
+            values.append((<const char *>sqlite3_column_blob(stmt, i))[:size] if size else b"")
+        else:
+            values.append(None)
+    return tuple(values)
 
 
 cdef int _bind(sqlite3_stmt *stmt, int i, object value) except -1:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from gateway.store import statements as hot
 from gateway.store.schema import migrate
 from gateway.store.statements import (
+    FIND_PART,
     INSERT_EVENT,
     INSERT_MESSAGE,
     INSERT_PART,
@@ -105,6 +106,9 @@ SCRIPT: list[tuple[str, int, tuple[Any, ...]]] = [
     ("run", INSERT_PART_SUBMITTED, ("m4", 1, "sim0", "2026-11-28T19:00:01.000Z", 17)),
     ("step", UPDATE_SUBMIT, ("sim0", "t", 18, "m4", 1)),  # resent: the first one to history
     ("run", INSERT_PART_SUBMITTED, ("m4", 1, "sim0", "t", 19)),  # the part exists
+    ("first_row", FIND_PART, ("sim0", "a")),  # m1's part 1, by its normalised carrier id
+    ("first_row", FIND_PART, ("sim0", "nothing")),  # no row: None
+    ("first_row", FIND_PART, ("sim0",)),  # too few bindings
     ("run", 99, ("m1", 1)),  # no such statement
 ]
 
@@ -156,7 +160,9 @@ def test_both_backends_give_the_same_results_rows_and_errors(tmp_path: Path) -> 
         ("m4", 17, "submitted"),
     ]
     assert history[1][4] == '{"state":"enroute"}'
-    assert pure[-4:-1] == [("ok", 1), ("ok", 1), ("error", "IntegrityError", pure[-2][2])]
+    assert pure[-7:-4] == [("ok", 1), ("ok", 1), ("error", "IntegrityError", pure[-5][2])]
+    assert pure[-4:-2] == [("ok", ("m1", 1)), ("ok", None)]
+    assert pure[-2][:2] == ("error", "ProgrammingError")
     assert json.loads(history[0][4]) == {"part": 1, "carrier": "sim0"}
 
 
@@ -314,3 +320,40 @@ def test_the_receipt_detail_is_written_as_the_json_encoder_writes_it(
     assert _receipt_detail_json({**detail, "part": str(part)}) == _json(
         {**detail, "part": str(part)}
     )
+
+
+_rows: dict[str, Any] = {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.floats(allow_nan=False),
+            st.text(),
+            st.binary(),
+        ),
+        min_size=3,
+        max_size=3,
+    )
+)
+def test_rows_read_back_as_the_sqlite3_module_reads_them(values: list[Any]) -> None:
+    """first_row converts each column as the sqlite3 module does (and None for no row)."""
+    if not _rows:
+        import tempfile
+
+        path = Path(tempfile.mkdtemp()) / "rows.db"
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, a, b, c)")
+        sql = ("SELECT a, b, c FROM t WHERE k = ?",)
+        native = native_module().NativeStatements(conn, str(path), sql)
+        _rows.update(conn=conn, native=native, sql=sql[0])
+    conn, native = _rows["conn"], _rows["native"]
+    conn.execute("DELETE FROM t")
+    conn.execute("INSERT INTO t VALUES (1, ?, ?, ?)", tuple(values))
+    expected = conn.execute(_rows["sql"], (1,)).fetchone()  # what the pure twin returns
+    row = native.first_row(0, (1,))
+    assert row == expected and [type(v) for v in row] == [type(v) for v in expected]
+    assert native.first_row(0, (2,)) is None

@@ -50,10 +50,12 @@ from gateway.running_loop import running_loop
 from gateway.store.ids import new_message_id
 from gateway.store.schema import migrate
 from gateway.store.statements import (
+    FIND_PART,
     INSERT_EVENT,
     INSERT_MESSAGE,
     INSERT_PART,
     INSERT_PART_SUBMITTED,
+    SQL,
     UPDATE_RECEIPT,
     UPDATE_RESP,
     UPDATE_SUBMIT,
@@ -1061,7 +1063,7 @@ class SqliteStore:
         ttl: float,
         ts: float,
     ) -> ReceiptMatch | None:
-        match = self._answered.get((carrier, norm_id)) or _find_part(conn, carrier, norm_id)
+        match = self._answered.get((carrier, norm_id)) or _writer_find_part(conn, carrier, norm_id)
         if match is None:
             self._keep_unmatched(conn, carrier, norm_id, payload, ts, ttl)
             return None
@@ -1457,11 +1459,13 @@ def _event_head(conn: sqlite3.Connection) -> int:
 
 
 def _find_part(conn: sqlite3.Connection, carrier: str, norm_id: str) -> ReceiptMatch | None:
-    row = conn.execute(
-        "SELECT message_id, part_no FROM message_parts"
-        " WHERE carrier = ? AND carrier_message_id_norm = ? ORDER BY message_id DESC LIMIT 1",
-        (carrier, norm_id),
-    ).fetchone()
+    row = conn.execute(SQL[FIND_PART], (carrier, norm_id)).fetchone()
+    return ReceiptMatch(row[0], row[1]) if row else None
+
+
+def _writer_find_part(conn: _WriterConnection, carrier: str, norm_id: str) -> ReceiptMatch | None:
+    """`_find_part` through the writer's prepared statements."""
+    row = conn.hot.first_row(FIND_PART, (carrier, norm_id))
     return ReceiptMatch(row[0], row[1]) if row else None
 
 

@@ -40,6 +40,9 @@ REOPEN_RECEIPT = 11
 # A new message's first part recorded as submitted with its acceptance (the link had room for
 # it, see CarrierLink.reserve_direct): the insert and the step in one statement.
 INSERT_PART_SUBMITTED = 12
+# The part a carrier's (normalised) message id belongs to, newest first: a receipt the writer's
+# memory of recently answered parts no longer holds.
+FIND_PART = 13
 
 #: by index above; the native backend prepares exactly these strings
 SQL: tuple[str, ...] = (
@@ -77,6 +80,8 @@ SQL: tuple[str, ...] = (
     "UPDATE message_parts SET receipt_us = NULL WHERE message_id = ? AND part_no = ?",
     "INSERT INTO message_parts (message_id, part_no, state, carrier, submitted_at, submitted_us)"
     " VALUES (?, ?, 'submitted', ?, ?, ?)",
+    "SELECT message_id, part_no FROM message_parts"
+    " WHERE carrier = ? AND carrier_message_id_norm = ? ORDER BY message_id DESC LIMIT 1",
 )
 
 #: for each step's UPDATE: what to archive, and how to empty its columns, when it matched nothing
@@ -114,6 +119,10 @@ class Statements(Protocol):
         """Run INSERT statement `which` with `params`; the rowid of the row it added."""
         ...
 
+    def first_row(self, which: int, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """Run query `which` with `params`; its first row, or None."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -130,6 +139,10 @@ class PureStatements:
 
     def insert(self, which: int, params: tuple[Any, ...]) -> int:
         return int(self._execute(SQL[which], params).lastrowid or 0)
+
+    def first_row(self, which: int, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._execute(SQL[which], params).fetchone()
+        return row
 
     def close(self) -> None:
         pass
