@@ -20,6 +20,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -533,7 +534,7 @@ def _encode(profile: CarrierProfile, req: SendRequest) -> EncodedText:
         assert req.binary is not None  # the schema guarantees exactly one of the two
         coding = DataCoding.OCTET_UNSPECIFIED_2 if req.data_coding is None else req.data_coding
         return _binary(req.binary, coding)
-    allowed = list(profile.submit.encodings)
+    allowed: Sequence[int] = profile.submit.encodings
     preferred = _PREFERRED.get(req.encoding)
     if preferred is not None:
         allowed = [preferred, *(dc for dc in allowed if dc != preferred)]

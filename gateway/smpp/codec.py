@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from collections.abc import Callable, Iterator
 
 from gateway.smpp.constants import DEFAULT_MAX_COMMAND_LENGTH, HEADER_LENGTH
 from gateway.smpp.constants import CommandStatus as S
 from gateway.smpp.errors import FramingError
 from gateway.smpp.pdu import Pdu
+
+_LENGTH = struct.Struct(">I")  # command_length
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class FrameDecoder:
         buffer = self._buffer
         if len(buffer) < 4:
             return None
-        length = int.from_bytes(buffer[:4], "big")
+        (length,) = _LENGTH.unpack_from(buffer)  # no slice copied to read four octets
         if length < HEADER_LENGTH or length > self._max:
             command_id = sequence_number = 0
             if len(buffer) >= HEADER_LENGTH:
