@@ -40,8 +40,11 @@ _TO_SEPTETS = {ord(ch): septets.decode("latin-1") for ch, septets in _ENCODE.ite
 _DELETE_ENCODABLE = dict.fromkeys(map(ord, _ENCODE))
 # Most text is Latin-1 made only of base-table characters: then bytes.translate with 256-entry
 # tables (several times faster than str.translate with dicts) finds and maps it.
-_LATIN1_SINGLE = bytes(c for c in range(256) if len(_ENCODE.get(chr(c), b"")) == 1)
-_LATIN1_TO_SEPTET = bytes(_ENCODE[chr(c)][0] if c in _LATIN1_SINGLE else 0 for c in range(256))
+# Characters outside that set map to 0xFF, which no septet is: one translate, then one search.
+_NOT_SINGLE = 0xFF
+_LATIN1_TO_SEPTET = bytes(
+    _ENCODE[chr(c)][0] if len(_ENCODE.get(chr(c), b"")) == 1 else _NOT_SINGLE for c in range(256)
+)
 
 
 class TextEncodeError(ValueError):
@@ -80,8 +83,9 @@ def encode_unpacked(text: str) -> bytes:
     except UnicodeEncodeError:
         pass
     else:
-        if not latin1.translate(None, _LATIN1_SINGLE):
-            return latin1.translate(_LATIN1_TO_SEPTET)
+        septets = latin1.translate(_LATIN1_TO_SEPTET)
+        if _NOT_SINGLE not in septets:
+            return septets
     unencodable = text.translate(_DELETE_ENCODABLE)
     if unencodable:
         ch = unencodable[0]
