@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.api.errors import ApiError, ErrorCode
 from gateway.api.schema import SendRequest, parse_send
 from gateway.carriers.dispatch import Dispatcher
 from gateway.carriers.link import CarrierLink
@@ -18,7 +19,7 @@ from gateway.ops.config import Limits
 from gateway.service import GatewayCore
 from gateway.smsc_sim import SmscSimulator
 from gateway.smsc_sim.config import SimConfig
-from gateway.store.sqlite_store import SqliteStore, StoreError
+from gateway.store.sqlite_store import SqliteStore, StoreBusy, StoreError
 from tests.test_carrier_link import LONG_TEXT, _parts, all_in_state, eventually, make_profile, run
 from tests.test_service import closed_port
 
@@ -38,13 +39,13 @@ class _HeldAccepts(SqliteStore):
         self.held: list[Callable[[], None]] = []
         self.fail = False
 
-    def accept(self, *args: Any, then: Any = None, **kwargs: Any) -> Any:
+    def accept_many(self, *args: Any, then: Any = None, **kwargs: Any) -> Any:
         def hold(error: BaseException | None, result: Any) -> None:
             if self.fail:
                 error = StoreError("injected: batch not committed")
             self.held.append(lambda: then(error, result))
 
-        return super().accept(*args, then=hold, **kwargs)
+        return super().accept_many(*args, then=hold, **kwargs)
 
     def release(self) -> None:
         held, self.held = self.held, []
@@ -233,3 +234,34 @@ async def _message_ids(store: SqliteStore) -> list[str]:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_messages_of_one_loop_iteration_are_accepted_in_one_write(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0)) as sim:
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(make_profile(tmp_path, sim.port), store)
+            core = GatewayCore(store, {"sim": link}, Limits())
+            await _ready_link(link)
+            jobs = store.jobs_committed
+            replies = [core.send_sms(sms(text=f"m{n}"), "uid:1") for n in range(10)]
+            ids = [(await reply)["message_id"] for reply in replies]
+            assert store.jobs_committed == jobs + 1 and len(set(ids)) == 10
+            await eventually(lambda: all_in_state(store, ids, "delivered"))
+
+            # a store that refuses the write: each message is answered E_QUEUE_FULL, and the
+            # room the link reserved for each is given back
+            def busy(*args: Any, **kwargs: Any) -> None:
+                raise StoreBusy("injected: the writer queue is full")
+
+            store.accept_many = busy  # type: ignore[method-assign]
+            refused = [core.send_sms(sms(text=f"r{n}"), "uid:1") for n in range(3)]
+            for reply in refused:
+                with pytest.raises(ApiError) as full:
+                    await reply
+                assert full.value.code == ErrorCode.E_QUEUE_FULL
+            assert link._recording == 0
+            assert await link.stop(1.0) == []
+            await store.aclose()
+
+    run(test)

@@ -429,6 +429,43 @@ def test_record_answers_writes_responses_and_receipts_in_their_order(db: Path) -
     run(body, db)
 
 
+def test_accept_many_stores_several_messages_in_one_write_or_none(db: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        outcomes: list[tuple[Any, Any]] = []
+        done = asyncio.Event()
+
+        def then(error: BaseException | None, result: Any) -> None:
+            outcomes.append((error, result))
+            done.set()
+
+        jobs = store.jobs_committed
+        batch = [
+            (msg(1, idempotency_key="k"), None),
+            (msg(2), 1.5),
+            (msg(3, idempotency_key="k"), None),
+        ]
+        store.accept_many(batch, then=then)
+        await done.wait()
+        error, results = outcomes[0]
+        assert error is None and store.jobs_committed == jobs + 1
+        assert [created for _, created in results] == [True, True, False]
+        assert results[2][0] == results[0][0]  # the same key in the same write: a duplicate
+        record = await store.get_message(results[1][0])
+        assert record is not None and record.client_ref == "ref-2"
+        assert record.created_at.startswith("1970-01-01T00:00:01.500")
+        done.clear()
+        bad = [(msg(4), None), (msg(5, source_addr=None), None)]  # NOT NULL: the write fails
+        store.accept_many(bad, then=then)
+        await done.wait()
+        assert isinstance(outcomes[1][0], sqlite3.IntegrityError) and outcomes[1][1] is None
+        count = await store._read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone())
+        assert count[0] == 2  # nothing of the failed write
+        with pytest.raises(ValueError):
+            store.accept_many([(msg(6, parts_total=0), None)], then=then)
+
+    run(body, db)
+
+
 def test_rejected_submit_resp_marks_the_message_failed(db: Path) -> None:
     async def body(store: SqliteStore) -> None:
         mid, _ = await store.accept(msg(1))

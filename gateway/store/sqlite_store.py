@@ -692,53 +692,71 @@ class SqliteStore:
         With ``msg.first_part_submitted`` part 1 is written as submitted to ``msg.carrier``
         (state, carrier, time: as `record_submit` would), the other parts as pending.
         """
-        if msg.parts_total < 1:
-            raise ValueError("parts_total must be >= 1")
-        if msg.first_part_submitted and msg.carrier is None:
-            raise ValueError("first_part_submitted needs the carrier")
+        _check_new(msg)
+        return self._submit(
+            lambda conn: self._write_accept(conn, msg, now), admission=True, then=then
+        )
 
-        def job(conn: _WriterConnection) -> tuple[str, bool]:
-            if msg.idempotency_key is not None:
-                row = conn.execute(
-                    "SELECT id FROM messages WHERE client_id = ? AND idempotency_key = ?",
-                    (msg.client_id, msg.idempotency_key),
-                ).fetchone()
-                if row is not None:
-                    return row[0], False
-            message_id = new_message_id()
-            ts = time.time() if now is None else now
-            at = iso_utc(ts)
-            run = conn.hot.run
-            run(
-                INSERT_MESSAGE,
-                (
-                    message_id,
-                    msg.client_id,
-                    msg.client_ref,
-                    msg.idempotency_key,
-                    msg.source_addr,
-                    msg.dest_addr,
-                    msg.data_coding,
-                    msg.payload,
-                    msg.carrier,
-                    msg.parts_total,
-                    at,
-                    msg.text,
-                    msg.concat_ref,
-                    msg.validity_s,
-                    msg.priority,
-                    conn.tick(ts),
-                ),
-            )
-            first = 1
-            if msg.first_part_submitted:
-                run(INSERT_PART_SUBMITTED, (message_id, 1, msg.carrier, at, conn.tick(ts)))
-                first = 2
-            for n in range(first, msg.parts_total + 1):
-                run(INSERT_PART, (message_id, n))
-            return message_id, True
+    def accept_many(
+        self,
+        items: list[tuple[NewMessage, float | None]],
+        *,
+        then: Then[list[tuple[str, bool]]],
+    ) -> None:
+        """`accept` for several messages, each (message, now), in one write: ``then`` gets
+        their (message_id, created) in order, or one error for all of them (nothing of any is
+        written). Raises StoreBusy when the writer queue is full, as `accept` does."""
+        for msg, _ in items:
+            _check_new(msg)
 
-        return self._submit(job, admission=True, then=then)
+        def job(conn: _WriterConnection) -> list[tuple[str, bool]]:
+            return [self._write_accept(conn, msg, now) for msg, now in items]
+
+        self._submit(job, admission=True, then=then)
+
+    @staticmethod
+    def _write_accept(
+        conn: _WriterConnection, msg: NewMessage, now: float | None
+    ) -> tuple[str, bool]:
+        if msg.idempotency_key is not None:
+            row = conn.execute(
+                "SELECT id FROM messages WHERE client_id = ? AND idempotency_key = ?",
+                (msg.client_id, msg.idempotency_key),
+            ).fetchone()
+            if row is not None:
+                return row[0], False
+        message_id = new_message_id()
+        ts = time.time() if now is None else now
+        at = iso_utc(ts)
+        run = conn.hot.run
+        run(
+            INSERT_MESSAGE,
+            (
+                message_id,
+                msg.client_id,
+                msg.client_ref,
+                msg.idempotency_key,
+                msg.source_addr,
+                msg.dest_addr,
+                msg.data_coding,
+                msg.payload,
+                msg.carrier,
+                msg.parts_total,
+                at,
+                msg.text,
+                msg.concat_ref,
+                msg.validity_s,
+                msg.priority,
+                conn.tick(ts),
+            ),
+        )
+        first = 1
+        if msg.first_part_submitted:
+            run(INSERT_PART_SUBMITTED, (message_id, 1, msg.carrier, at, conn.tick(ts)))
+            first = 2
+        for n in range(first, msg.parts_total + 1):
+            run(INSERT_PART, (message_id, n))
+        return message_id, True
 
     @overload
     def record_submit(
@@ -1368,6 +1386,13 @@ def _set_futures(items: list[tuple[_Job, bool, Any]]) -> None:
 
 
 # ---------------------------------------------------------------------- writer-side helpers
+
+
+def _check_new(msg: NewMessage) -> None:
+    if msg.parts_total < 1:
+        raise ValueError("parts_total must be >= 1")
+    if msg.first_part_submitted and msg.carrier is None:
+        raise ValueError("first_part_submitted needs the carrier")
 
 
 def _require(changed: int, message_id: str, part: int) -> None:
