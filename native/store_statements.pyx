@@ -206,17 +206,10 @@ cdef class NativeStatements:
         return self.prepared[which]
 
     cdef int _step(self, sqlite3_stmt *stmt, tuple params) except -1:
-        cdef Py_ssize_t n = len(params)
-        cdef int expected = sqlite3_bind_parameter_count(stmt)
-        if n != expected:
-            raise _sqlite3.ProgrammingError(
-                f"Incorrect number of bindings supplied. The current statement uses {expected},"
-                f" and there are {n} supplied."
-            )
+        _check_count(stmt, params)
         cdef int rc
         try:
-            for i in range(n):
-                _bind(stmt, <int>i + 1, params[i])
+            _bind_all(stmt, params)
             rc = sqlite3_step(stmt)
             while rc == SQLITE_ROW:  # RETURNING: not used by these, but never leave it active
                 rc = sqlite3_step(stmt)
@@ -243,17 +236,10 @@ cdef class NativeStatements:
     def first_row(self, Py_ssize_t which, tuple params):
         """Run query `which` with `params`; its first row as a tuple, or None."""
         cdef sqlite3_stmt *stmt = self._stmt(which)
-        cdef Py_ssize_t n = len(params)
-        cdef int expected = sqlite3_bind_parameter_count(stmt)
-        if n != expected:
-            raise _sqlite3.ProgrammingError(
-                f"Incorrect number of bindings supplied. The current statement uses {expected},"
-                f" and there are {n} supplied."
-            )
+        _check_count(stmt, params)
         cdef int rc
         try:
-            for i in range(n):
-                _bind(stmt, <int>i + 1, params[i])
+            _bind_all(stmt, params)
             rc = sqlite3_step(stmt)
             if rc == SQLITE_ROW:
                 return _row(stmt)
@@ -264,6 +250,23 @@ cdef class NativeStatements:
         finally:
             sqlite3_reset(stmt)
             sqlite3_clear_bindings(stmt)
+
+
+cdef int _check_count(sqlite3_stmt *stmt, tuple params) except -1:
+    cdef Py_ssize_t n = len(params)
+    cdef int expected = sqlite3_bind_parameter_count(stmt)
+    if n != expected:
+        raise _sqlite3.ProgrammingError(
+            f"Incorrect number of bindings supplied. The current statement uses {expected},"
+            f" and there are {n} supplied."
+        )
+    return 0
+
+
+cdef int _bind_all(sqlite3_stmt *stmt, tuple params) except -1:
+    for i in range(len(params)):
+        _bind(stmt, <int>i + 1, params[i])
+    return 0
 
 
 cdef tuple _row(sqlite3_stmt *stmt):

@@ -60,13 +60,22 @@ async def _ready_link(link: CarrierLink) -> None:
         await asyncio.sleep(0)
 
 
+async def _bound_core(
+    tmp_path: Path, port: int, store: SqliteStore | None = None
+) -> tuple[SqliteStore, CarrierLink, GatewayCore]:
+    """A store (given or new), a link to the simulator on `port`, bound, and the core over them."""
+    store = SqliteStore(str(tmp_path / "db.sqlite")) if store is None else store
+    link = CarrierLink(make_profile(tmp_path, port), store)  # window 5: a pipeline room of 25
+    core = GatewayCore(store, {"sim": link}, Limits())
+    await _ready_link(link)
+    return store, link, core
+
+
 def test_one_write_fewer_and_not_on_the_wire_before_the_commit(tmp_path: Path) -> None:
     async def test() -> None:
         async with SmscSimulator(SimConfig(port=0)) as sim:
             store = _HeldAccepts(str(tmp_path / "db.sqlite"))
-            link = CarrierLink(make_profile(tmp_path, sim.port), store)
-            core = GatewayCore(store, {"sim": link}, Limits())
-            await _ready_link(link)
+            _, link, core = await _bound_core(tmp_path, sim.port, store)
             jobs = store.jobs_committed
             reply = core.send_sms(sms(), "uid:1")
             await eventually(lambda: _true(len(store.held) == 1))
@@ -109,10 +118,7 @@ def test_duplicates_give_their_room_back_and_long_messages_follow_in_order(
 ) -> None:
     async def test() -> None:
         async with SmscSimulator(SimConfig(port=0)) as sim:
-            store = SqliteStore(str(tmp_path / "db.sqlite"))
-            link = CarrierLink(make_profile(tmp_path, sim.port), store)  # window 5: room 25
-            core = GatewayCore(store, {"sim": link}, Limits())
-            await _ready_link(link)
+            store, link, core = await _bound_core(tmp_path, sim.port)
             first = await core.send_sms(sms(idempotency_key="k1"), "uid:1")
             for _ in range(40):  # more than the pipeline's room: each gives its room back
                 again = await core.send_sms(sms(idempotency_key="k1"), "uid:1")
@@ -150,10 +156,8 @@ def test_without_a_bind_or_behind_a_queue_messages_are_accepted_as_pending(
         await store.aclose()
 
         async with SmscSimulator(SimConfig(port=0, latency_ms=300)) as sim:
-            store = SqliteStore(str(tmp_path / "db2.sqlite"))
-            link = CarrierLink(make_profile(tmp_path, sim.port), store)
-            core = GatewayCore(store, {"sim": link}, Limits())
-            await _ready_link(link)
+            (tmp_path / "two").mkdir()
+            store, link, core = await _bound_core(tmp_path / "two", sim.port)
             # the room ahead of the windows (4 windows of 5, plus the window) fills up; later
             # messages queue behind the dispatcher's and are recorded when they are taken
             replies = [await core.send_sms(sms(text=f"m{n}"), "uid:1") for n in range(40)]
@@ -182,9 +186,7 @@ def test_a_link_that_stops_before_the_commit_hands_the_message_back(tmp_path: Pa
     async def test() -> None:
         async with SmscSimulator(SimConfig(port=0)) as sim:
             store = _HeldAccepts(str(tmp_path / "db.sqlite"))
-            link = CarrierLink(make_profile(tmp_path, sim.port), store)
-            core = GatewayCore(store, {"sim": link}, Limits())
-            await _ready_link(link)
+            _, link, core = await _bound_core(tmp_path, sim.port, store)
             reply = core.send_sms(sms(text=LONG_TEXT), "uid:1")
             await eventually(lambda: _true(len(store.held) == 1))
             stopping = asyncio.ensure_future(link.stop(1.0))
@@ -239,10 +241,7 @@ async def _true(value: bool) -> bool:
 def test_messages_of_one_loop_iteration_are_accepted_in_one_write(tmp_path: Path) -> None:
     async def test() -> None:
         async with SmscSimulator(SimConfig(port=0)) as sim:
-            store = SqliteStore(str(tmp_path / "db.sqlite"))
-            link = CarrierLink(make_profile(tmp_path, sim.port), store)
-            core = GatewayCore(store, {"sim": link}, Limits())
-            await _ready_link(link)
+            store, link, core = await _bound_core(tmp_path, sim.port)
             jobs = store.jobs_committed
             replies = [core.send_sms(sms(text=f"m{n}"), "uid:1") for n in range(10)]
             ids = [(await reply)["message_id"] for reply in replies]
