@@ -1,0 +1,1 @@
+"""CPaaS providers: overflow and fallback over their HTTP APIs (the routing issue)."""
