@@ -14,8 +14,8 @@ changes apply idempotently besides.
 
 Statuses: `delivered` and `read` are delivered; `undelivered` is undeliverable and `failed`
 failed (final); `queued`, `accepted`, `scheduled`, `sending` and `sent` are on the way (not
-final); `canceled` is final. `ErrorCode` 21610 (the recipient replied STOP to this sender: "attempt to send to
-unsubscribed recipient") is an opt-out: the number is to be blocked.
+final); `canceled` is final. `ErrorCode` 21610 (the recipient replied STOP to this sender:
+"attempt to send to unsubscribed recipient") is an opt-out: the number is to be blocked.
 """
 
 from __future__ import annotations
