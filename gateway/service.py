@@ -407,7 +407,6 @@ class GatewayCore:
                 "in_flight": link.dispatcher.in_flight,
                 "tps": link.dispatcher.rate.rate,
                 "counters": vars(link.counters).copy(),
-                "health": link.health.snapshot(time.monotonic()),
             }
         return {
             "version": __version__,
