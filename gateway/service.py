@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import itertools
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +37,13 @@ from gateway.smpp.constants import DataCoding
 from gateway.smpp.pdu import SubmitSm
 from gateway.smpp.segmentation import SegmentationError, SegmentMethod
 from gateway.smpp.text import EncodedText, encode_text
+from gateway.store.iteration_batch import IterationBatch
 from gateway.store.sqlite_store import (
     Event,
     MessageRecord,
     NewMessage,
     SqliteStore,
     StoreBusy,
-    StoreError,
 )
 
 log = logging.getLogger(__name__)
@@ -91,9 +90,10 @@ class GatewayCore:
         # The newest committed events as API maps, contiguous in seq: a subscriber that keeps
         # up is served from here, without a read (and a JSON decode) per event.
         self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_EVENTS)
-        # messages accepted during this loop iteration, for one store write (_flush_accepts)
-        self._accepts: list[tuple[NewMessage, float]] = []
-        self._accept_thens: list[Callable[[BaseException | None, Any], None]] = []
+        # messages accepted during this loop iteration, for one store write (`accept_many`)
+        self._accepts: IterationBatch[tuple[NewMessage, float]] = IterationBatch(
+            lambda items, then: self.store.accept_many(items, then=then)
+        )
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -119,7 +119,7 @@ class GatewayCore:
         store has answered, ``then(None, reply)`` or ``then(error, None)`` is called on this
         loop. Refusals found before that (ApiError) are raised at once, ``then`` not called;
         the store's own (busy: E_QUEUE_FULL) come through ``then``, as the messages of one
-        loop iteration are stored together (`_flush_accepts`)."""
+        loop iteration are stored together (an `IterationBatch`)."""
         link = self._pick(req)
         profile = link.profile
         if self.queue_depth() >= self.limits.queue_max:
@@ -157,6 +157,8 @@ class GatewayCore:
             if error is not None:
                 if direct:
                     link.direct_recorded(None)
+                if isinstance(error, StoreBusy):
+                    error = ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {error}")
                 then(error, None)
                 return
             message_id, created = result
@@ -182,23 +184,9 @@ class GatewayCore:
                 },
             )
 
-        if not self._accepts:
-            running_loop().call_soon(self._flush_accepts)
-        self._accepts.append((msg, now))
-        self._accept_thens.append(committed)
-
-    def _flush_accepts(self) -> None:
-        """The messages of this loop iteration to the store in one write (`accept_many`): one
-        job, one callback, one call_soon_threadsafe, whatever their number. A store that
-        refuses them (busy: E_QUEUE_FULL, closed) answers each with that error."""
-        items, thens = self._accepts, self._accept_thens
-        if not items:
-            return
-        self._accepts, self._accept_thens = [], []
-        try:
-            self.store.accept_many(items, then=functools.partial(_accepts_done, thens))
-        except StoreError as exc:
-            _accepts_done(thens, exc, None)
+        # with the others of this loop iteration: one job, one callback, one
+        # call_soon_threadsafe, whatever their number
+        self._accepts.add((msg, now), committed)
 
     def _pick(self, req: SendRequest) -> CarrierLink:
         if not self.links:
@@ -540,24 +528,6 @@ class Housekeeping:
 def _event_map(seq: int, at: str, kind: str, body: Any) -> dict[str, Any]:
     fields = body if isinstance(body, dict) else {"body": body}
     return {**fields, "seq": seq, "at": at, "kind": kind}
-
-
-def _accepts_done(
-    thens: list[Callable[[BaseException | None, Any], None]],
-    error: BaseException | None,
-    results: list[tuple[str, bool]] | None,
-) -> None:
-    if isinstance(error, StoreBusy):
-        error = ApiError(ErrorCode.E_QUEUE_FULL, f"the store is busy: {error}")
-    for n, then in enumerate(thens):
-        try:
-            if error is not None:
-                then(error, None)
-            else:
-                assert results is not None
-                then(None, results[n])
-        except Exception:  # one message's bug must not leave the others unanswered
-            log.exception("sms.send callback failed")
 
 
 def _hand_over(link: CarrierLink, parts: list[OutboundPart]) -> None:

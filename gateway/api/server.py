@@ -103,6 +103,8 @@ class _Connection:
     ) -> None:
         self.server = server
         self.service = server.service
+        # the service's callback form of sms.send, when it has one (GatewayCore does)
+        self._send_then = getattr(self.service, "send_sms_then", None)
         self.reader = reader
         self.writer = writer
         # The writer's transport, used directly on the hot path (StreamWriter.is_closing and
@@ -240,11 +242,10 @@ class _Connection:
     def send_sms(self, request: schema.Request) -> None:
         """The hot path: no task, and no future when the service answers through a callback
         (GatewayCore's send_sms_then)."""
-        send_then = getattr(self.service, "send_sms_then", None)
         try:
             req = schema.parse_send(request.params)
-            if send_then is not None:
-                send_then(req, self.client, functools.partial(self._answered, request))
+            if self._send_then is not None:
+                self._send_then(req, self.client, functools.partial(self._answered, request))
                 return
             pending = self.service.send_sms(req, self.client)
         except Exception as exc:

@@ -117,6 +117,11 @@ class Dispatcher:
         queue.appendleft(part)
         self._ready.appendleft(part.message_id)
 
+    def requeue_all(self, parts: list[OutboundPart], not_before: float = 0.0) -> None:
+        """`requeue` for several in-flight parts, which keep their order at the head."""
+        for part in reversed(parts):  # each requeue goes in front of the one before
+            self.requeue(part, not_before)
+
     def done(self, part: OutboundPart) -> None:
         """An in-flight part reached a final answer; its message's next part may go."""
         self.in_flight -= 1

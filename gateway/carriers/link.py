@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import random
 import ssl
@@ -54,6 +53,7 @@ from gateway.smpp.session import (
     SubmitTimeout,
     Unbound,
 )
+from gateway.store.iteration_batch import IterationBatch
 from gateway.store.sqlite_store import SqliteStore, StoreError, Then
 
 log = logging.getLogger(__name__)
@@ -167,9 +167,8 @@ class CarrierLink:
         self._recording = 0
         self._ready: collections.deque[OutboundPart] = collections.deque()
         self._ahead = 0  # the pipeline's size at the last dispatch (0: no bind could send)
-        # responses and receipts of this loop iteration, in order, and their callbacks
-        self._answers: list[tuple[Any, ...]] = []
-        self._answer_thens: list[Then[Any] | None] = []
+        # responses and receipts of this loop iteration, in order, for one store write
+        self._answers: IterationBatch[tuple[Any, ...]] = IterationBatch(self._write_answers)
         # dispatch runs as a loop callback: kicked by events, or by one timer for deadlines
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
@@ -264,7 +263,7 @@ class CarrierLink:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._flush_answers()
+        self._answers.flush()
         await self.inbound.wait_idle()  # deliver_sm taken are stored (or given up on)
         await self._store_writes.idle()  # the store resolves every write, committed or failed
         return self.dispatcher.drain()
@@ -507,51 +506,32 @@ class CarrierLink:
     def _record_resp(
         self, part: OutboundPart, status: int, raw: str | None, norm: str | None
     ) -> None:
-        self.queue_answer(("resp", part.message_id, part.part_no, status, raw, norm), None)
+        answer = ("resp", part.message_id, part.part_no, status, raw, norm)
+        self._answers.add(answer, self._resp_recorded)
 
-    def queue_answer(self, answer: tuple[Any, ...], then: Then[Any] | None) -> None:
+    def queue_answer(self, answer: tuple[Any, ...], then: Then[Any]) -> None:
         """A response or a receipt to record (as `SqliteStore.record_answers` takes them), with
         the callback for its result. The answers of one loop iteration go to the store in one
-        write, in their order (`_flush_answers`), so a receipt never overtakes its response."""
-        if not self._answers:
-            running_loop().call_soon(self._flush_answers)
-        self._answers.append(answer)
-        self._answer_thens.append(then)
+        write, in their order, so a receipt never overtakes its response."""
+        self._answers.add(answer, then)
 
-    def _flush_answers(self) -> None:
-        answers, thens = self._answers, self._answer_thens
-        if not answers:
-            return
-        self._answers, self._answer_thens = [], []
-        try:
-            self._store.record_answers(
-                self.carrier, answers, then=functools.partial(self._answers_done, thens)
-            )
-        except StoreError as exc:
-            self._store_writes.started()
-            self._answers_done(thens, exc, None)
-            return
+    def _write_answers(self, answers: list[tuple[Any, ...]], then: Then[list[Any]]) -> None:
+        def done(error: BaseException | None, results: list[Any] | None) -> None:
+            self._store_writes.finished()
+            then(error, results)
+
+        self._store.record_answers(self.carrier, answers, then=done)
         self._store_writes.started()
 
-    def _answers_done(
-        self, thens: list[Then[Any] | None], error: BaseException | None, results: Any
-    ) -> None:
-        self._store_writes.finished()
-        for n, then in enumerate(thens):
-            outcome = error if error is not None else results[n]
-            if isinstance(outcome, BaseException):
-                if then is not None:
-                    then(outcome, None)
-                else:  # a response
-                    self.counters.store_errors += 1
-                    log.error("%s: response not recorded: %r", self.carrier, outcome)
-            elif then is not None:
-                then(None, outcome)
+    def _resp_recorded(self, error: BaseException | None, _applied: Any) -> None:
+        if error is not None:
+            self.counters.store_errors += 1
+            log.error("%s: response not recorded: %r", self.carrier, error)
 
     def _write(self, write: Callable[..., Any], *args: Any) -> None:
         # The store queues a write at the call, so writes are applied in event order; `then`
         # is called on this loop once it is committed (or failed).
-        self._flush_answers()
+        self._answers.flush()
         try:
             write(*args, then=self._write_done)
         except StoreError as exc:
@@ -696,8 +676,7 @@ class CarrierLink:
             if error is not None:
                 self._not_recorded(parts, error)
             elif self._stopping:
-                for part in reversed(parts):  # handed back, never sent, in their order
-                    self.dispatcher.requeue(part)
+                self.dispatcher.requeue_all(parts)  # handed back, never sent
             else:
                 self._ready.extend(parts)
             self._kick()
@@ -713,12 +692,12 @@ class CarrierLink:
 
     def _hand_back_ready(self) -> None:
         """The recorded parts that did not go out return to the queue, in order."""
-        while self._ready:
-            self.dispatcher.requeue(self._ready.pop())
+        self.dispatcher.requeue_all(list(self._ready))
+        self._ready.clear()
 
     def _not_recorded(self, parts: list[OutboundPart], error: BaseException) -> None:
         # Not sent unrecorded: they wait (the store is full or failing) and are tried again,
-        # all after the same delay and in their order (each requeue goes to the head).
+        # all after the same delay and in their order.
         self.counters.store_errors += len(parts)
         log.error(
             "%s: submit of %d parts (%s first) not recorded, retried: %r",
@@ -727,9 +706,7 @@ class CarrierLink:
             parts[0].message_id,
             error,
         )
-        not_before = self._clock() + self._retry_delay
-        for part in reversed(parts):
-            self.dispatcher.requeue(part, not_before)
+        self.dispatcher.requeue_all(parts, self._clock() + self._retry_delay)
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

@@ -29,26 +29,27 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from gateway.ops.schema import ConfigError, Verbatim
+from gateway.ops.schema import ConfigError, Verbatim, build, number, setting, string
 
 _PREFIX = re.compile(r"\+[0-9]{0,15}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DEFAULT_CLASS = "default"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class CarrierRoute:
-    carrier: str
-    weight: float
-    cost: float
+    carrier: str = setting(string(64, empty=False, pattern=_NAME.pattern))
+    weight: float = setting(number(0, 1_000_000), 1.0)
+    cost: float = setting(number(0, 1_000), 0.0)  # per message
 
 
 @dataclass(frozen=True)
 class ProviderRoute:
-    provider: str
-    cost: float
+    provider: str = setting(string(64, empty=False, pattern=_NAME.pattern))
+    cost: float = setting(number(0, 1_000), 0.0)  # per message
 
 
 @dataclass(frozen=True)
@@ -173,11 +174,9 @@ def _route(
     carrier_routes = []
     for n, item in enumerate(direct):
         where = f"{key}.carriers[{n}]"
-        item = _table(file, where, item, {"carrier", "weight", "cost"})
-        name = _name(file, f"{where}.carrier", item.get("carrier"), carriers, "carrier profile")
-        weight = _number(file, f"{where}.weight", item.get("weight", 1), 0, 1_000_000)
-        cost = _number(file, f"{where}.cost", item.get("cost", 0.0), 0, 1_000)
-        carrier_routes.append(CarrierRoute(name, weight, cost))
+        carrier = _build(CarrierRoute, file, where, item)
+        _known(file, f"{where}.carrier", carrier.carrier, carriers, "carrier profile")
+        carrier_routes.append(carrier)
     names = [c.carrier for c in carrier_routes]
     if len(set(names)) != len(names):
         raise ConfigError(file, f"{key}.carriers", "each carrier once", direct)
@@ -188,10 +187,9 @@ def _route(
     provider_routes = []
     for n, item in enumerate(overflow):
         where = f"{key}.cpaas[{n}]"
-        item = _table(file, where, item, {"provider", "cost"})
-        name = _name(file, f"{where}.provider", item.get("provider"), providers, "CPaaS provider")
-        cost = _number(file, f"{where}.cost", item.get("cost", 0.0), 0, 1_000)
-        provider_routes.append(ProviderRoute(name, cost))
+        provider = _build(ProviderRoute, file, where, item)
+        _known(file, f"{where}.provider", provider.provider, providers, "CPaaS provider")
+        provider_routes.append(provider)
     return Route(prefix, tuple(carrier_routes), tuple(provider_routes))
 
 
@@ -233,9 +231,12 @@ def _number(file: str | Path, key: str, value: Any, low: float, high: float) -> 
     return float(value)
 
 
-def _name(file: str | Path, key: str, value: Any, known: Collection[str] | None, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise ConfigError(file, key, f"the name of a {what}", value)
-    if known is not None and value not in known:
-        raise ConfigError(file, key, f"the name of a configured {what}", value)
-    return value
+def _build(cls: type[T], file: str | Path, key: str, value: Any) -> T:
+    if not isinstance(value, Mapping):
+        raise ConfigError(file, key, "a table", value)
+    return build(cls, file, value, key + ".")
+
+
+def _known(file: str | Path, key: str, name: str, known: Collection[str] | None, what: str) -> None:
+    if known is not None and name not in known:
+        raise ConfigError(file, key, f"the name of a configured {what}", name)

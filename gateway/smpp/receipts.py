@@ -113,14 +113,8 @@ def parse_receipt(short_message: bytes | str, tlvs: Mapping[int, object] | None 
         short_message = short_message.decode("latin-1")
     fields = _fields(short_message.replace("\x00", ""))
     get = fields.get
-    # Without TLVs (many carriers send none) the TLV readers would all answer None.
-    message_id = (tlvs and _tlv_text(tlvs.get(_RECEIPTED_MESSAGE_ID))) or get("id")
-    if not message_id:
-        raise ReceiptParseError(f"no message id in receipt {short_message!r}")
     stat_text = get("stat", "")
-    state = (tlvs and _tlv_state(tlvs.get(_MESSAGE_STATE))) or _STATES.get(
-        stat_text.upper(), _UNKNOWN
-    )
+    message_id, state = _id_and_state(short_message, tlvs, get("id"), stat_text)
     return Receipt(
         message_id=message_id,
         state=state,
@@ -147,12 +141,23 @@ def receipt_summary(
     if canonical is None:
         receipt = parse_receipt(short_message, tlvs)
         return receipt.message_id, receipt.state, receipt.stat_text, receipt.error_code
-    message_id = (tlvs and _tlv_text(tlvs.get(_RECEIPTED_MESSAGE_ID))) or canonical[1]
     stat_text = canonical[6]
+    message_id, state = _id_and_state(short_message, tlvs, canonical[1], stat_text)
+    return message_id, state, stat_text, canonical[7]
+
+
+def _id_and_state(
+    short_message: str, tlvs: Mapping[int, object] | None, text_id: str | None, stat_text: str
+) -> tuple[str, ReceiptState]:
+    """The TLVs win where they say something (without TLVs, as from many carriers, their
+    readers would all answer None); an unknown stat is UNKNOWN."""
+    message_id = (tlvs and _tlv_text(tlvs.get(_RECEIPTED_MESSAGE_ID))) or text_id
+    if not message_id:
+        raise ReceiptParseError(f"no message id in receipt {short_message!r}")
     state = (tlvs and _tlv_state(tlvs.get(_MESSAGE_STATE))) or _STATES.get(
         stat_text.upper(), _UNKNOWN
     )
-    return message_id, state, stat_text, canonical[7]
+    return message_id, state
 
 
 # The layout of Appendix B exactly as most SMSCs write it: read in one match. Anything else

@@ -791,15 +791,9 @@ class SqliteStore:
     ) -> asyncio.Future[None] | None:
         """A part is about to be (re)sent to `carrier`: state submitted, resp fields cleared."""
 
-        def job(conn: _WriterConnection) -> None:
-            ts = time.time() if now is None else now
-            changed = write_step(
-                conn.hot, UPDATE_SUBMIT, (carrier, iso_utc(ts), conn.tick(ts), message_id, part)
-            )
-            _require(changed, message_id, part)
-            self._forget_answered(message_id, part)
-
-        return self._submit(job, then=then)
+        return self._submit(
+            lambda conn: self._write_submits(conn, [(message_id, part)], carrier, now), then=then
+        )
 
     def record_submits(
         self,
@@ -813,17 +807,23 @@ class SqliteStore:
         are recorded, or (an unknown part, a failed batch) none is and ``then`` gets the error.
         The carrier link records the parts it takes ahead of the windows this way."""
         parts = list(parts)
+        self._submit(lambda conn: self._write_submits(conn, parts, carrier, now), then=then)
 
-        def job(conn: _WriterConnection) -> None:
-            ts = time.time() if now is None else now
-            at = iso_utc(ts)
-            hot, tick, forget = conn.hot, conn.tick, self._forget_answered
-            for message_id, part in parts:
-                changed = write_step(hot, UPDATE_SUBMIT, (carrier, at, tick(ts), message_id, part))
-                _require(changed, message_id, part)
-                forget(message_id, part)
-
-        self._submit(job, then=then)
+    def _write_submits(
+        self,
+        conn: _WriterConnection,
+        parts: list[tuple[str, int]],
+        carrier: str,
+        now: float | None,
+    ) -> None:
+        ts = time.time() if now is None else now
+        at = iso_utc(ts)
+        for message_id, part in parts:
+            changed = write_step(
+                conn.hot, UPDATE_SUBMIT, (carrier, at, conn.tick(ts), message_id, part)
+            )
+            _require(changed, message_id, part)
+            self._forget_answered(message_id, part)
 
     @overload
     def record_submit_resp(
@@ -877,7 +877,7 @@ class SqliteStore:
             ts = time.time() if now is None else now
             applied = self._write_resp(conn, carrier, resp, iso_utc(ts), ts)
             if applied < 0:
-                raise UnknownPart(f"no part {part} of message {message_id}")
+                raise _unknown_part(message_id, part)
             return applied
 
         return self._submit(job, then=then)
@@ -904,13 +904,10 @@ class SqliteStore:
             for answer in answers:
                 if answer[0] == "resp":
                     applied = self._write_resp(conn, carrier, answer[1:], at, ts)
-                    if applied < 0:
-                        results.append(UnknownPart(f"no part {answer[2]} of message {answer[1]}"))
-                    else:
-                        results.append(applied)
+                    results.append(_unknown_part(answer[1], answer[2]) if applied < 0 else applied)
                 else:
                     _, norm_id, state, err, detail, ttl_s = answer
-                    payload = {"state": str(state), "err": err, "detail": detail or {}}
+                    payload = _receipt_payload(state, err, detail)
                     ttl = self.unmatched_ttl_s if ttl_s is None else ttl_s
                     results.append(self._write_receipt(conn, carrier, norm_id, payload, ttl, ts))
             return results
@@ -1063,7 +1060,7 @@ class SqliteStore:
         and None is returned: `record_submit_resp` applies it when the id shows up. Lookup and
         store happen in the writer, so a receipt racing its submit_sm_resp is never orphaned.
         """
-        payload = {"state": str(state), "err": err, "detail": detail or {}}
+        payload = _receipt_payload(state, err, detail)
         ttl = self.unmatched_ttl_s if ttl_s is None else ttl_s
 
         def job(conn: _WriterConnection) -> ReceiptMatch | None:
@@ -1388,6 +1385,11 @@ def _set_futures(items: list[tuple[_Job, bool, Any]]) -> None:
 # ---------------------------------------------------------------------- writer-side helpers
 
 
+def _receipt_payload(state: str, err: str | None, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """A receipt as it is applied, and kept while it waits unmatched (as JSON)."""
+    return {"state": str(state), "err": err, "detail": detail or {}}
+
+
 def _check_new(msg: NewMessage) -> None:
     if msg.parts_total < 1:
         raise ValueError("parts_total must be >= 1")
@@ -1397,7 +1399,11 @@ def _check_new(msg: NewMessage) -> None:
 
 def _require(changed: int, message_id: str, part: int) -> None:
     if changed == 0:
-        raise UnknownPart(f"no part {part} of message {message_id}")
+        raise _unknown_part(message_id, part)
+
+
+def _unknown_part(message_id: str, part: int) -> UnknownPart:
+    return UnknownPart(f"no part {part} of message {message_id}")
 
 
 def _history(
