@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.store import schema
+from gateway.store import schema, sqlite_store
 from gateway.store.ids import message_id_unix_ms, new_message_id, uuid7
 from gateway.store.sqlite_store import (
     Event,
@@ -534,6 +534,70 @@ def test_event_log_cursors_replay_ack_and_prune(db: Path) -> None:
         assert nxt > seqs[-1]  # sequence numbers are never reused
 
     run(body, db)
+
+
+def test_event_numbers_are_not_reused_after_a_restart_with_every_event_pruned(db: Path) -> None:
+    async def fill(store: SqliteStore) -> list[int]:
+        seqs = [await store.append_event("mo", {"n": n}, now=1000.0) for n in range(3)]
+        assert await store.prune_events(retention_s=10, now=2000.0, keep_unacked=False) == 3
+        return seqs
+
+    seqs = run(fill, db)
+
+    async def after(store: SqliteStore) -> tuple[int, int]:
+        return await store.last_event_seq(), await store.append_event("mo", {"n": 3})
+
+    assert run(after, db) == (seqs[-1], seqs[-1] + 1)
+
+
+def test_v6_events_keep_their_numbers_and_the_old_sequence_through_v7(db: Path) -> None:
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        conn.execute("BEGIN")
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        for version, script in enumerate(schema.MIGRATIONS[:6], 1):
+            for statement in schema._statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        for n in range(5):  # AUTOINCREMENT numbers them 1..5
+            conn.execute(
+                "INSERT INTO events (at, at_ts, kind, body) VALUES ('t', ?, 'mo', ?)",
+                (1000.0 + n, f'{{"n":{n}}}'),
+            )
+        conn.execute("DELETE FROM events WHERE seq >= 4")  # the newest pruned: 4, 5 stay taken
+        conn.execute("COMMIT")
+
+    async def body(store: SqliteStore) -> None:
+        assert [(e.seq, e.body) for e in await store.read_events("x")] == [
+            (1, {"n": 0}),
+            (2, {"n": 1}),
+            (3, {"n": 2}),
+        ]
+        assert await store.last_event_seq() == 5
+        assert await store.append_event("mo", {"n": 5}) == 6
+
+    run(body, db)
+    with sqlite3.connect(db) as conn:
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+        assert "AUTOINCREMENT" not in sql
+
+
+def test_the_writers_clock_mark_is_saved_ahead_not_at_every_commit(db: Path) -> None:
+    lead = sqlite_store.CLOCK_LEAD_US
+
+    def saved() -> int:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT us FROM writer_clock").fetchone()[0])
+
+    async def steps(store: SqliteStore, times: tuple[float, ...]) -> None:
+        for ts in times:  # each its own commit
+            await store.accept(msg(int(ts * 10)), now=ts)
+
+    run(lambda s: steps(s, (1000.0, 1000.2, 1000.9)), db)
+    assert saved() == 1000_000_000 + lead  # one write for the three
+    run(lambda s: steps(s, (1001.5,)), db)
+    assert saved() == 1001_500_000 + lead
 
 
 def test_matched_receipts_are_appended_to_the_event_log(db: Path) -> None:

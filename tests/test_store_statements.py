@@ -90,8 +90,9 @@ SCRIPT: list[tuple[str, int, tuple[Any, ...]]] = [
     ("step", UPDATE_RESP, ("carrier_rejected", "sim0", 0x58, "t", 13, None, None, "m1", 2)),
     ("step", UPDATE_RECEIPT, ("enroute", None, "t", 14, '{"state":"enroute"}', None, "m1", 1)),
     ("step", UPDATE_RECEIPT, ("delivered", "000", "t", 15, '{"a":1}', "delivered", "m1", 1)),
-    ("insert", INSERT_EVENT, ("t", 1.5, "receipt", '{"message_id":"m1"}')),
-    ("insert", INSERT_EVENT, ("t", 2.25, "receipt", "{}")),
+    ("insert", INSERT_EVENT, (7, "t", 1.5, "receipt", '{"message_id":"m1"}')),
+    ("insert", INSERT_EVENT, (8, "t", 2.25, "receipt", "{}")),
+    ("insert", INSERT_EVENT, (8, "t", 3.0, "receipt", "{}")),  # the number is taken
     ("step", UPDATE_SUBMIT, ("sim0", "t", 16, "nobody", 1)),  # no such part: 0 rows
     ("run", INSERT_MESSAGE, message_row("m1")),  # the same id again
     ("run", INSERT_PART, ("ghost", 1)),  # foreign key
@@ -147,9 +148,10 @@ def test_both_backends_give_the_same_results_rows_and_errors(tmp_path: Path) -> 
     assert results["native"][:-1] == pure[:-1]
     assert rows["native"] == rows["pure"]
     assert [r[0] for r in pure[:11]] == ["ok"] * 11  # the life of a message went through
-    assert pure[3][1] == pure[4][1] == 1 and pure[11] == ("ok", 0)
-    assert pure[9] == ("ok", 1) and pure[10] == ("ok", 2)  # event seq
-    errors = {r[1] for r in pure[12:19]}
+    assert pure[3][1] == pure[4][1] == 1 and pure[12] == ("ok", 0)
+    assert pure[9] == ("ok", 7) and pure[10] == ("ok", 8)  # the event numbers given
+    assert pure[11][:2] == ("error", "IntegrityError")  # a number is never given twice
+    errors = {r[1] for r in pure[13:20]}
     assert errors == {"IntegrityError", "ProgrammingError", "OverflowError"}
     history = rows["pure"]["history"]
     # the first submit and the enroute receipt were overwritten: both kept in history, and so

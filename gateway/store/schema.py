@@ -158,7 +158,30 @@ DROP TRIGGER history_keeps_resp;
 DROP TRIGGER history_keeps_receipt;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# Events numbered by the writer (the committed head plus one) rather than by AUTOINCREMENT,
+# whose sqlite_sequence row was one more page in the WAL for every commit that appended an
+# event. A number is still never reused: event_floor keeps the highest number a prune may have
+# deleted (here, the old sequence), and the head is the larger of it and the newest row.
+_V7 = """
+CREATE TABLE event_floor (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT INTO event_floor (id, seq)
+    VALUES (1, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0));
+CREATE TABLE events_v7 (
+    seq   INTEGER PRIMARY KEY,
+    at    TEXT NOT NULL,
+    at_ts REAL NOT NULL,                       -- Unix seconds, for retention
+    kind  TEXT NOT NULL,
+    body  TEXT NOT NULL                        -- JSON
+);
+INSERT INTO events_v7 (seq, at, at_ts, kind, body) SELECT seq, at, at_ts, kind, body FROM events;
+DROP TABLE events;
+ALTER TABLE events_v7 RENAME TO events;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

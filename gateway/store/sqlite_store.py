@@ -67,6 +67,7 @@ from gateway.store.statements import (
 
 T = TypeVar("T")
 CHECKPOINT_IDLE_S = 1.0  # the checkpointer's longest wait while nothing is written
+CLOCK_LEAD_US = 1_000_000  # how far ahead of the writer's clock its saved mark is
 WAL_RESTART_FRAMES = 4096  # about 16 MiB of 4 KiB pages: then the writer makes it start over
 WAL_SIZE_LIMIT = 32 * 1024 * 1024  # a WAL that grew past this is cut back when it restarts
 # Page caches bound the store's memory: the writer's holds the tails of its tables (what it
@@ -210,14 +211,15 @@ class _WriterConnection(sqlite3.Connection):
     appended: list[Event]
     history: list[tuple[str, int, str, str, str]]  # rows for _INSERT_HISTORY, in order
     clock_us: int  # the last step's place in history: strictly increasing microseconds
-    clock_saved_us: int  # what writer_clock holds
+    clock_saved_us: int  # what writer_clock holds: never below clock_us once committed
+    event_head: int  # the highest event number committed (or reserved by a prune)
     hot: Statements  # the writes every message makes (gateway.store.statements)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.appended = []
         self.history = []
-        self.clock_us = self.clock_saved_us = 0
+        self.clock_us = self.clock_saved_us = self.event_head = 0
         self.hot = PureStatements(self)
 
     def tick(self, ts: float) -> int:
@@ -227,10 +229,16 @@ class _WriterConnection(sqlite3.Connection):
         return us
 
     def save_clock(self) -> None:
-        """Keep the clock's high-water mark with the batch, so a restart never goes back."""
-        if self.clock_us != self.clock_saved_us:
-            self.execute("UPDATE writer_clock SET us = ? WHERE id = 1", (self.clock_us,))
-            self.clock_saved_us = self.clock_us
+        """Keep a high-water mark of the clock with the batch, so a restart never goes back.
+
+        Saved CLOCK_LEAD_US ahead of the clock, so that only about one commit a second writes
+        it (that row's page had been one more page in the WAL for every commit): a restart
+        starts from the mark, ahead of anything used, which changes only how far apart the
+        next steps' places are, never their order."""
+        if self.clock_us > self.clock_saved_us:
+            saved = self.clock_us + CLOCK_LEAD_US
+            self.execute("UPDATE writer_clock SET us = ? WHERE id = 1", (saved,))
+            self.clock_saved_us = saved
 
     def flush_history(self) -> None:
         if self.history:
@@ -553,7 +561,7 @@ class SqliteStore:
         self.jobs_committed += len(done)
         self._resolve(done)
         if conn.appended:
-            self._event_head = conn.appended[-1].seq
+            self._event_head = conn.event_head = conn.appended[-1].seq
             self._announce_events(conn.appended)
             conn.appended = []
 
@@ -570,7 +578,7 @@ class SqliteStore:
                 "SELECT DISTINCT carrier, norm_id FROM unmatched_receipts"
             )
         }
-        self._event_head = _event_head(conn)
+        self._event_head = conn.event_head = _event_head(conn)
 
     def add_event_listener(self, loop: asyncio.AbstractEventLoop, callback: EventListener) -> None:
         """Call ``callback(head_seq, events)`` on ``loop`` after each commit that appended
@@ -1257,11 +1265,7 @@ class SqliteStore:
     async def last_event_seq(self) -> int:
         """The highest sequence number ever appended (0 for none)."""
 
-        def read(conn: sqlite3.Connection) -> int:
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            return row[0] if row else 0
-
-        return await self._read(read)
+        return await self._read(_event_head)
 
     async def read_events(
         self, consumer: str, after_seq: int | None = None, limit: int = 100
@@ -1327,10 +1331,15 @@ class SqliteStore:
             if keep_unacked:
                 bound = conn.execute("SELECT MIN(acked_seq) FROM consumer_cursors").fetchone()[0]
             if bound is None:
-                return conn.execute("DELETE FROM events WHERE at_ts < ?", (cutoff,)).rowcount
-            return conn.execute(
-                "DELETE FROM events WHERE at_ts < ? AND seq <= ?", (cutoff, bound)
-            ).rowcount
+                deleted = conn.execute("DELETE FROM events WHERE at_ts < ?", (cutoff,)).rowcount
+            else:
+                deleted = conn.execute(
+                    "DELETE FROM events WHERE at_ts < ? AND seq <= ?", (cutoff, bound)
+                ).rowcount
+            if deleted:  # the newest may have gone: its number must stay taken
+                head = conn.appended[-1].seq if conn.appended else conn.event_head
+                conn.execute("UPDATE event_floor SET seq = ? WHERE id = 1", (head,))
+            return int(deleted)
 
         return self._submit(job)
 
@@ -1485,8 +1494,12 @@ def _is_final(receipt_state: str) -> bool:
 
 
 def _event_head(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    return row[0] if row else 0
+    """The highest event number ever committed: the newest row's, or one a prune deleted."""
+    row = conn.execute(
+        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),"
+        " (SELECT seq FROM event_floor WHERE id = 1))"
+    ).fetchone()
+    return int(row[0])
 
 
 def _find_part(conn: sqlite3.Connection, carrier: str, norm_id: str) -> ReceiptMatch | None:
@@ -1549,8 +1562,8 @@ def _append_event(
     listeners get it as is, and it must equal what reading the log back gives (`body_json`, when
     the caller has it, must be its encoding)."""
     at = iso_utc(ts) if at is None else at
-    seq = conn.hot.insert(
-        INSERT_EVENT, (at, ts, kind, _json(body) if body_json is None else body_json)
-    )
-    conn.appended.append(Event(seq, at, kind, body))
+    appended = conn.appended  # this batch's, after the committed ones (see schema._V7)
+    seq = (appended[-1].seq if appended else conn.event_head) + 1
+    conn.hot.run(INSERT_EVENT, (seq, at, ts, kind, _json(body) if body_json is None else body_json))
+    appended.append(Event(seq, at, kind, body))
     return seq

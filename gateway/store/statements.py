@@ -2,7 +2,7 @@
 
     hot = load_statements(conn, path)
     hot.run(UPDATE_SUBMIT, (carrier, at, us, message_id, part))   # -> rows changed
-    hot.insert(INSERT_EVENT, (at, ts, kind, body))                # -> the new rowid
+    hot.insert(INSERT_EVENT, (seq, at, ts, kind, body))           # -> the new rowid
 
 Two backends give identical results (return values, rows written, exception classes and
 messages): `PureStatements` over the `sqlite3` module, and the native one
@@ -61,7 +61,7 @@ SQL: tuple[str, ...] = (
     "UPDATE message_parts SET receipt_state = ?, receipt_err = ?, receipt_at = ?,"
     " receipt_us = ?, receipt_detail = ?, state = COALESCE(?, state)"
     " WHERE message_id = ? AND part_no = ? AND receipt_us IS NULL",
-    "INSERT INTO events (at, at_ts, kind, body) VALUES (?, ?, ?, ?)",
+    "INSERT INTO events (seq, at, at_ts, kind, body) VALUES (?, ?, ?, ?, ?)",
     "INSERT INTO history (message_id, seq, at, event, detail)"
     " SELECT message_id, submitted_us, submitted_at, 'submitted',"
     " json_object('part', part_no, 'carrier', carrier)"
