@@ -19,6 +19,7 @@ from gateway.smpp.session import (
     PeerDead,
     SessionConfig,
     SubmitResponse,
+    SubmitTimeout,
     UnbindReason,
     Unbound,
 )
@@ -181,5 +182,31 @@ def test_silent_peer_is_dead(run: Runner) -> None:
             sim.config.latency_ms = 5000  # the enquire_link_resp comes far too late
             await conn.wait_closed(timeout=3.0)
             assert recorder.events[-2:] == [PeerDead(), Unbound(UnbindReason.PEER_DEAD)]
+
+    run(test)
+
+
+def test_a_submit_times_out_on_its_own_deadline_not_the_keep_alives(run: Runner) -> None:
+    """The only timer armed when a submit goes out may be the enquire_link's, far later: the
+    submit must bring its own response deadline forward."""
+
+    async def test() -> None:
+        async with SmscSimulator(sim_config(enquire_link_interval=0)) as sim:  # none
+            recorder = Recorder()
+            conn = await connect(sim, recorder, enquire_link_interval=60.0, response_timeout=0.2)
+            await conn.wait_bound()
+            await asyncio.sleep(0.3)  # the bind's response deadline passes: the minute is armed
+            assert (
+                conn._timer_at is not None
+                and conn._timer_at > asyncio.get_running_loop().time() + 30
+            )
+            sim.config.latency_ms = 5000  # the submit_sm_resp comes far too late
+            loop = asyncio.get_running_loop()
+            sent = loop.time()
+            assert conn.submit(sms(1), 1)
+            await recorder.wait_for(lambda: bool(recorder.of(SubmitTimeout)))
+            assert recorder.of(SubmitTimeout) == [SubmitTimeout(1)]
+            assert loop.time() - sent < 5.0  # well before the keep-alive's minute
+            conn.close()
 
     run(test)

@@ -83,17 +83,25 @@ class EsmeConnection(asyncio.Protocol):
 
     def submit(self, pdu: Pdu, ref: Any) -> bool:
         """False when the window is full or the bind is not up (nothing was sent)."""
-        if not self.session.submit(pdu, ref, self._loop.time()):
+        now = self._loop.time()
+        session = self.session
+        if not session.submit(pdu, ref, now):
             return False
         if not self._pumping:  # from inside on_event the running pump takes care of it
-            self._pump()
+            # What _pump would do after a submit, which raises no event: flush at the end of
+            # the iteration, and a timer no later than the one deadline the submit added.
+            if not self._flush_scheduled:
+                self._schedule_flush()
+            armed = self._timer_at
+            if armed is None or now + session.config.response_timeout < armed:
+                self._arm_timer(session.next_deadline())
         return True
 
     def ack(self, pdu: Pdu, status: int = 0) -> bool:
         if not self.session.ack(pdu, status):
             return False
-        if not self._pumping:
-            self._pump()
+        if not self._pumping and not self._flush_scheduled:  # an ack raises no event
+            self._schedule_flush()
         return True
 
     @property
