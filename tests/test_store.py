@@ -847,6 +847,25 @@ def test_checkpoints_run_beside_the_writer(db: Path) -> None:
         store.close()
 
 
+def test_a_new_database_gets_8_kib_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:  # made before this version: SQLite's 4 KiB default
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("CREATE TABLE placeholder (x)")
+
+    async def accept_and_read(store: SqliteStore) -> Any:
+        mid, _ = await store.accept(msg(1))
+        return await store.get_message(mid)
+
+    for path in (new, old):
+        assert run(accept_and_read, path) is not None
+    for path, size in ((new, sqlite_store.PAGE_SIZE), (old, 4096)):
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone()[0] == size
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert sqlite_store.PAGE_SIZE == 8192
+
+
 def test_the_wal_starts_over_under_a_steady_stream_of_writes(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

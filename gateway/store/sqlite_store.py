@@ -68,7 +68,12 @@ from gateway.store.statements import (
 T = TypeVar("T")
 CHECKPOINT_IDLE_S = 1.0  # the checkpointer's longest wait while nothing is written
 CLOCK_LEAD_US = 1_000_000  # how far ahead of the writer's clock its saved mark is
-WAL_RESTART_FRAMES = 4096  # about 16 MiB of 4 KiB pages: then the writer makes it start over
+# The page size of a new database (an existing one keeps its own). 8 KiB rather than SQLite's
+# 4 KiB default: a commit of a batch writes about a third fewer WAL frames (each two pwrite
+# calls) and the checkpoints copy fewer pages; the writer's CPU per message was about 5% less
+# in a store-only replay (16 KiB was no better than 4).
+PAGE_SIZE = 8192
+WAL_RESTART_FRAMES = 2048  # about 16 MiB of 8 KiB pages: then the writer makes it start over
 WAL_SIZE_LIMIT = 32 * 1024 * 1024  # a WAL that grew past this is cut back when it restarts
 # Page caches bound the store's memory: the writer's holds the tails of its tables (what it
 # writes next), readers and the checkpointer read little.
@@ -401,6 +406,7 @@ class SqliteStore:
             conn.execute("PRAGMA query_only=1")
             conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
         else:
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # before anything is written
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreError(f"cannot put {self.path} in WAL mode (got {mode})")
