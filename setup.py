@@ -15,6 +15,7 @@ EXTENSIONS = [
         ["native/store_statements.pyx"],
         libraries=["sqlite3"],
     ),
+    Extension("gateway.store._native_writer", ["native/store_writer.pyx"]),
 ]
 
 setup(

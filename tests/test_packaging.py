@@ -32,7 +32,11 @@ def test_wheel_has_native_extension_and_console_scripts(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("gatewayd-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "gateway/smpp/_pure_codec.py" in names
-    native = ("gateway/smpp/_native_codec", "gateway/store/_native_statements")
+    native = (
+        "gateway/smpp/_native_codec",
+        "gateway/store/_native_statements",
+        "gateway/store/_native_writer",
+    )
     assert all(any(n.startswith(m) and n.endswith(".so") for n in names) for m in native)
     assert "gateway/store/statements.py" in names
     assert "gateway/smsc_sim/example.toml" in names

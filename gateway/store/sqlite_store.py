@@ -219,6 +219,7 @@ class _WriterConnection(sqlite3.Connection):
     clock_saved_us: int  # what writer_clock holds: never below clock_us once committed
     event_head: int  # the highest event number committed (or reserved by a prune)
     hot: Statements  # the writes every message makes (gateway.store.statements)
+    steps: Any  # the compiled per-message steps (gateway.store._native_writer), or None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -226,6 +227,7 @@ class _WriterConnection(sqlite3.Connection):
         self.history = []
         self.clock_us = self.clock_saved_us = self.event_head = 0
         self.hot = PureStatements(self)
+        self.steps = None
 
     def tick(self, ts: float) -> int:
         """The place in history of a step written now (`ts`: its time, Unix seconds)."""
@@ -474,6 +476,7 @@ class SqliteStore:
             conn = self._connect(read_only=False)
             migrate(conn)
             conn.hot = load_statements(conn, self.path)
+            conn.steps = _writer_steps(conn.hot)
             self.statements_backend = conn.hot.backend
             self._reload_caches(conn)
         except BaseException as exc:
@@ -724,7 +727,11 @@ class SqliteStore:
             _check_new(msg)
 
         def job(conn: _WriterConnection) -> list[tuple[str, bool]]:
-            return [self._write_accept(conn, msg, now) for msg, now in items]
+            steps = conn.steps
+            if steps is None:
+                return [self._write_accept(conn, msg, now) for msg, now in items]
+            write, own = steps.write_accept, self._write_accept
+            return [write(conn, msg, now) or own(conn, msg, now) for msg, now in items]
 
         self._submit(job, admission=True, then=then)
 
@@ -915,7 +922,16 @@ class SqliteStore:
             ts = time.time() if now is None else now
             at = iso_utc(ts)
             results: list[Any] = []
+            steps = conn.steps
             for answer in answers:
+                if steps is not None:  # the compiled steps take the common cases
+                    if answer[0] == "resp":
+                        done = steps.write_resp(self, conn, carrier, answer[1:], at, ts)
+                    else:
+                        done = steps.write_receipt(self, conn, carrier, answer, ts, at)
+                    if done is not None:
+                        results.append(done)
+                        continue
                 if answer[0] == "resp":
                     applied = self._write_resp(conn, carrier, answer[1:], at, ts)
                     results.append(_unknown_part(answer[1], answer[2]) if applied < 0 else applied)
@@ -1573,3 +1589,26 @@ def _append_event(
     conn.hot.run(INSERT_EVENT, (seq, at, ts, kind, _json(body) if body_json is None else body_json))
     appended.append(Event(seq, at, kind, body))
     return seq
+
+
+def _writer_steps(hot: Statements) -> Any:
+    """The compiled steps for a writer whose hot statements are the native ones; None (the
+    store's own Python steps) with the pure statements or without the build."""
+    if hot.backend != "native":
+        return None
+    try:
+        from gateway.store import _native_writer  # type: ignore[attr-defined]
+    except ImportError as exc:
+        log.warning("native store writer steps unavailable (%s); using Python's", exc)
+        return None
+    _native_writer.bind(
+        Event,
+        ReceiptMatch,
+        _encode_str,
+        FINAL_FAILED_RECEIPTS,
+        new_message_id,
+        iso_utc,
+        time.time,
+        ANSWERED_KEPT,
+    )
+    return _native_writer
