@@ -154,7 +154,7 @@ def write_receipt(store, conn, str carrier, tuple answer, double ts, str at):
     if len(answer) != 6:  # unchecked indexing here (setup.py: boundscheck off): the store's
         return None
     _, norm_id, state, err, detail, _ = answer
-    if carrier is None or type(state) is not str or type(detail) is not dict:
+    if carrier is None or type(detail) is not dict:
         return None
     if len(<dict>detail) != 2:
         return None
@@ -171,6 +171,7 @@ def write_receipt(store, conn, str carrier, tuple answer, double ts, str at):
     match = answered.get((carrier, norm_id))
     if match is None:
         return None
+    state = str(state)  # as _receipt_payload: the links give a ReceiptState (a StrEnum)
     message_id = match.message_id
     part = match.part_no
     if type(part) is not int or type(norm_id) is not str:

@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from gateway.carriers.inbound import InboundHandler
+from gateway.smpp.pdu import DeliverSm
+from gateway.smpp.receipts import ReceiptState
 from gateway.store import sqlite_store
-from gateway.store.sqlite_store import NewMessage, SqliteStore
+from gateway.store.sqlite_store import NewMessage, ReceiptMatch, SqliteStore
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("GATEWAY_PURE", "") not in ("", "0"), reason="compares with the native build"
@@ -92,7 +95,8 @@ async def script(store: SqliteStore) -> list[Any]:
                 receipt("6f", stat=None, carrier_message_id_raw=None),
                 ("resp", m7, 1, 0, "99", "99"),  # the unmatched one waits for this id
                 receipt("5e", "delivered", "000", stat="again"),  # one key: the store's step
-                receipt("6f", 7),  # a state that is no str: the store's step
+                receipt("6f", 7),  # a state that is no str: read as str(7), as the store does
+                receipt("6f", ReceiptState.ENROUTE),  # what the carrier links give
                 receipt("6f", "delivered", 5),  # an err that is no str: the store's step
                 receipt("6f", stat=1, carrier_message_id_raw="x"),  # a stat that is no str
                 receipt("6f", carrier_message_id_raw="x", stat="DELIVRD"),  # other key order
@@ -164,3 +168,30 @@ def test_the_compiled_steps_write_what_the_python_ones_do(
     assert len(rows["events"]) >= 8 and rows["history"]
     assert [r[1:3] for r in rows["unmatched_receipts"]] == [("sim1", "9")]  # "99" was applied
     assert any("quote" in body for *_, body in rows["events"])
+
+
+class _Hot:
+    backend = "native"
+
+    def run(self, which: int, params: tuple) -> int:
+        return 1
+
+
+def test_a_receipt_as_the_carrier_links_give_it_takes_the_compiled_step() -> None:
+    """The answer `InboundHandler` queues for a receipt (a ReceiptState, the stat and raw id)
+    is taken by the compiled step, not handed back (which would only cost)."""
+    queued: list[tuple] = []
+    handler = InboundHandler(
+        "sim0", "hex", None, lambda: 0.0, queue_answer=lambda answer, then: queued.append(answer)
+    )
+    text = b"id:1A sub:001 dlvrd:001 submit date:2611282101 done date:2611282101 stat:DELIVRD"
+    handler.handle(None, DeliverSm(esm_class=0x04, short_message=text + b" err:000 text:x"))
+    (answer,) = queued
+    steps = sqlite_store._writer_steps(_Hot())
+    store = type("Store", (), {})()
+    store._answered = {("sim0", "1a"): ReceiptMatch("m1", 1)}
+    store._answered_key = {("m1", 1): ("sim0", "1a")}
+    conn = type("Conn", (), {})()
+    conn.hot, conn.clock_us, conn.appended, conn.event_head = _Hot(), 0, [], 0
+    assert steps.write_receipt(store, conn, "sim0", answer, T0, "t") == ReceiptMatch("m1", 1)
+    assert conn.appended[0].body["state"] == "delivered" and store._answered == {}
