@@ -2,11 +2,17 @@
 
     .venv/bin/python benchmarks/bench_store.py [--accepts N] [--dir DIR] [--group-commit-ms MS]
     .venv/bin/python benchmarks/bench_store.py --jobs N
+    .venv/bin/python benchmarks/bench_store.py --steps N [--repeats R]
 
 --jobs: what one message costs the store, CPU per message: the writer's four jobs (accept,
 submit, resp, receipt) called directly on one connection, N of each, committed every 256 (the
 job code and SQLite alone), beside the same four writes through the store (futures, the writer
 thread, group commit: what the daemon pays). The ratio is the hand-off's share.
+
+--steps: the writer's steps as the daemon runs them (accept_many, then record_answers with the
+resps and with the receipts as the carrier links give them, 50 messages to a transaction), with
+the store's Python steps beside the compiled ones (native/store_writer.pyx), alternating, the
+best of R replays (default 7) of each: the ratio is the compiled steps' saving.
 
 Each run opens a fresh database (in a temporary directory under DIR, default benchmarks/, so
 the figures are for the disk the repository is on, not a tmpfs) and has C client coroutines
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import platform
 import shutil
@@ -34,7 +41,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from gateway.store.sqlite_store import NewMessage, SqliteStore  # noqa: E402
+from gateway.smpp.receipts import ReceiptState  # noqa: E402
+from gateway.store.sqlite_store import NewMessage, SqliteStore, _writer_steps  # noqa: E402
+from gateway.store.statements import load_statements  # noqa: E402
 
 CONCURRENCY = (1, 64, 1024)
 SYNC_MODES = ("normal", "full")
@@ -70,9 +79,16 @@ class _Capture(SqliteStore):
         self.captured.append(fn)
 
 
-def _message() -> NewMessage:
+def _message(**fields: Any) -> NewMessage:
     return NewMessage(
-        "bench", "BENCH", "447700900123", b"x" * 120, carrier="sim", text="x" * 120, concat_ref=1
+        "bench",
+        "BENCH",
+        "447700900123",
+        b"x" * 120,
+        carrier="sim",
+        text="x" * 120,
+        concat_ref=1,
+        **fields,
     )
 
 
@@ -147,6 +163,83 @@ def jobs_report(workdir: Path, count: int, runner: Any) -> None:
     print(f"| ratio through / direct | {through / total:.2f}x |")
 
 
+STEPS_BATCH = 50  # messages per transaction in the steps replay (about what the daemon commits)
+STEPS_KINDS = ("accept", "resp", "receipt", "commit")
+
+
+def steps_replay(path: str, count: int, compiled: bool) -> dict[str, float]:
+    """CPU us per message of each writer step as the daemon runs them: `accept_many` (part 1
+    recorded as submitted), then `record_answers` with the resps and with the receipts as the
+    carrier links give them (a ReceiptState, the stat and raw id), STEPS_BATCH messages to a
+    transaction, on the writer's native statements; with the store's Python steps or the
+    compiled ones (native/store_writer.pyx)."""
+    SqliteStore(path).close()  # the schema
+    store = _Capture(path)
+    store.captured = []
+    store._answered = collections.OrderedDict()
+    store._answered_key = {}
+    conn = store._connect(read_only=False)
+    conn.hot = load_statements(conn, path)
+    conn.steps = _writer_steps(conn.hot) if compiled else None
+    if compiled and conn.steps is None:
+        raise SystemExit("the compiled writer steps are not built (scripts/setup.sh)")
+    store._reload_caches(conn)
+    used = dict.fromkeys(STEPS_KINDS, 0)
+    clock = time.thread_time_ns
+
+    def timed(kind: str, job: Any) -> Any:
+        start = clock()
+        result = job(conn)
+        used[kind] += clock() - start
+        return result
+
+    items = [(_message(first_part_submitted=True), None) for _ in range(STEPS_BATCH)]
+    for base in range(0, count, STEPS_BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        store.captured.clear()
+        store.accept_many(items, then=lambda error, result: None)
+        ids = [message_id for message_id, _ in timed("accept", store.captured[0])]
+        ref = [f"{base + n:x}" for n in range(len(ids))]
+        resps = [("resp", mid, 1, 0, r.upper(), r) for mid, r in zip(ids, ref, strict=True)]
+        receipts = [
+            ("receipt", r, ReceiptState.DELIVERED, "000", {"stat": "DELIVRD",
+             "carrier_message_id_raw": r.upper()}, None)
+            for r in ref
+        ]  # fmt: skip
+        for kind, answers in (("resp", resps), ("receipt", receipts)):
+            store.captured.clear()
+            store.record_answers("sim", answers, then=lambda error, result: None)
+            timed(kind, store.captured[0])
+        start = clock()
+        conn.flush_history()
+        conn.save_clock()
+        conn.execute("COMMIT")
+        conn.event_head = conn.appended[-1].seq
+        conn.appended.clear()
+        used["commit"] += clock() - start
+    conn.hot.close()
+    conn.close()
+    store.close()
+    return {kind: ns / count / 1000 for kind, ns in used.items()}
+
+
+def steps_report(workdir: Path, count: int, repeats: int) -> None:
+    best: dict[bool, dict[str, float]] = {False: {}, True: {}}
+    for n in range(repeats):  # alternating, each on a fresh database; the best of each kept
+        for compiled in (False, True):
+            got = steps_replay(str(workdir / f"steps-{n}-{compiled}.db"), count, compiled)
+            mine = best[compiled]
+            if not mine or sum(got.values()) < sum(mine.values()):
+                best[compiled] = got
+    print(f"best of {repeats} replays of {count:,} messages each, {STEPS_BATCH} to a commit")
+    print()
+    print("| writer step, CPU us per message | Python steps | compiled steps | ratio |")
+    print("|---|---|---|---|")
+    for kind in (*STEPS_KINDS, "total"):
+        py, c = (sum(best[k].values()) if kind == "total" else best[k][kind] for k in (False, True))
+        print(f"| {kind} | {py:.2f} | {c:.2f} | {c / py:.2f}x |")
+
+
 def fs_type(path: Path) -> str:
     best, kind = "", "?"
     with open("/proc/mounts") as mounts:
@@ -164,6 +257,13 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=ROOT / "benchmarks")
     parser.add_argument("--group-commit-ms", type=float, default=0.0)
     parser.add_argument("--jobs", type=int, metavar="N", help="the per-message write costs")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="the writer's steps, Python against compiled: replays of N messages",
+    )
+    parser.add_argument("--repeats", type=int, default=7, help="--steps replays per side")
     args = parser.parse_args()
 
     try:
@@ -179,6 +279,12 @@ def main() -> int:
         f" group commit {args.group_commit_ms:g} ms / 256 rows"
     )
     print()
+    if args.steps:
+        try:
+            steps_report(workdir, args.steps, args.repeats)
+        finally:
+            shutil.rmtree(workdir)
+        return 0
     if args.jobs:
         try:
             jobs_report(workdir, args.jobs, runner)
