@@ -78,6 +78,17 @@ def msg(n: int = 0, **fields: Any) -> NewMessage:
     return NewMessage(**base)
 
 
+def at_version(conn: sqlite3.Connection, version: int) -> None:
+    """Build the schema as release `version` left it, in the open transaction."""
+    conn.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    for number, script in enumerate(schema.MIGRATIONS[:version], 1):
+        for statement in schema._statements(script):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (number,))
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "store.db"
@@ -553,13 +564,7 @@ def test_event_numbers_are_not_reused_after_a_restart_with_every_event_pruned(db
 def test_v6_events_keep_their_numbers_and_the_old_sequence_through_v7(db: Path) -> None:
     with sqlite3.connect(db, isolation_level=None) as conn:
         conn.execute("BEGIN")
-        conn.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        for version, script in enumerate(schema.MIGRATIONS[:6], 1):
-            for statement in schema._statements(script):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        at_version(conn, 6)
         for n in range(5):  # AUTOINCREMENT numbers them 1..5
             conn.execute(
                 "INSERT INTO events (at, at_ts, kind, body) VALUES ('t', ?, 'mo', ?)",
@@ -1025,13 +1030,7 @@ def test_history_written_before_v5_is_read_once_and_continued(db: Path) -> None:
     steps written after the upgrade follow them, nothing twice."""
     with sqlite3.connect(db, isolation_level=None) as conn:
         conn.execute("BEGIN")
-        conn.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        for version, script in enumerate(schema.MIGRATIONS[:4], 1):
-            for statement in schema._statements(script):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        at_version(conn, 4)
         conn.execute(
             "INSERT INTO messages (id, client_id, client_ref, source_addr, dest_addr,"
             " data_coding, payload, carrier, parts_total, created_at)"
