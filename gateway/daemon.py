@@ -28,7 +28,7 @@ from gateway import __version__
 from gateway.api.server import ApiServer, start_from_config
 from gateway.carriers.link import CarrierLink
 from gateway.ops.carrier_profile import CarrierProfile, load_carrier_profiles
-from gateway.ops.config import DaemonConfig, load_daemon_config
+from gateway.ops.config import DaemonConfig, load_daemon_config, route_table
 from gateway.ops.runner import run
 from gateway.ops.schema import ConfigError
 from gateway.service import GatewayCore
@@ -75,6 +75,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.profiles = profiles
+        self.routes = route_table(config, profiles)  # ConfigError: a route names no profile
         # None: limits.housekeeping_interval_s; tests pass a fraction of a second
         self.housekeeping_interval_s = (
             config.limits.housekeeping_interval_s
@@ -99,7 +100,7 @@ class Daemon:
         )
         try:
             links = {name: CarrierLink(p, self.store) for name, p in self.profiles.items()}
-            self.core = GatewayCore(self.store, links, cfg.limits)
+            self.core = GatewayCore(self.store, links, cfg.limits, routes=self.routes)
             for link in links.values():
                 await link.start()
             await self.core.resend_pending()
@@ -178,7 +179,22 @@ class Daemon:
                 )
             log.info("carrier %s %s", name, "added" if old is None else "restarted (changed)")
         self.profiles = {name: link.profile for name, link in links.items()}
+        self._reload_routes(set(links))
         log.info("reload done: carriers=%s", ",".join(sorted(links)))
+
+    def _reload_routes(self, carriers: set[str]) -> None:
+        """The config file's [[routes]] and [traffic_classes] again, for these carriers; a file
+        or a route that does not load keeps the running table (the other sections of the file
+        are read at start only)."""
+        assert self.core is not None
+        try:
+            fresh = load_daemon_config(self.config.source)
+            routes = route_table(fresh, carriers)
+        except (ConfigError, OSError) as exc:
+            log.error("reload: routes unchanged: %s", exc)
+            return
+        self.routes = self.core.routes = routes
+        log.info("reload: %d routes", len(routes.routes()))
 
     async def _shutdown(self) -> None:
         if self.api is not None:
@@ -200,7 +216,9 @@ class Daemon:
 
 def load(path: str) -> tuple[DaemonConfig, dict[str, CarrierProfile]]:
     config = load_daemon_config(path)
-    return config, load_carrier_profiles(config.carrier_profiles_dir)
+    profiles = load_carrier_profiles(config.carrier_profiles_dir)
+    route_table(config, profiles)  # checked now: a bad route refuses the start
+    return config, profiles
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from gateway.carriers.link import CarrierLink
 from gateway.carriers.outbound import OutboundPart, build_submits, outbound_parts
 from gateway.ops.carrier_profile import CarrierProfile
 from gateway.ops.config import Limits
+from gateway.routing.routes import RouteTable, default_table
 from gateway.running_loop import running_loop
 from gateway.smpp.constants import DataCoding
 from gateway.smpp.pdu import SubmitSm
@@ -67,11 +68,15 @@ class GatewayCore:
         links: dict[str, CarrierLink],
         limits: Limits,
         *,
+        routes: RouteTable | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.links = links  # by carrier name; the daemon swaps entries on SIGHUP
         self.limits = limits
+        # which carrier a message takes (the daemon's [[routes]]; replaced on SIGHUP)
+        self.routes = default_table(links) if routes is None else routes
+        self._rng = rng or random.Random()
         self.started = time.monotonic()
         self.accepted = 0
         self.duplicates = 0
@@ -82,7 +87,7 @@ class GatewayCore:
         self.resend_failures = 0
         self.expired_before_send = 0  # at start-up; the links count their own
         self.housekeeping = Housekeeping()
-        self._refs = itertools.count((rng or random.Random()).randrange(0x10000))
+        self._refs = itertools.count(self._rng.randrange(0x10000))
         self._event_head = 0
         self._listening = False
         self._event_waiters: list[asyncio.Future[None]] = []
@@ -189,14 +194,43 @@ class GatewayCore:
         self._accepts.add((msg, now), committed)
 
     def _pick(self, req: SendRequest) -> CarrierLink:
-        if not self.links:
+        """The carrier for a message: the one its sender_pool names, else by the route table
+        (longest prefix; a weighted draw among the route's carriers that can send now, the
+        others in the class's order after it; when none can send, by weight alone, so the
+        message waits on one for its binds)."""
+        links = self.links
+        if not links:
             raise ApiError(ErrorCode.E_INTERNAL, "no carrier is configured")
         if req.sender_kind == _POOL:
-            link = self.links.get(req.sender)
+            link = links.get(req.sender)
             if link is None:
                 raise ApiError(ErrorCode.E_BAD_NUMBER, f"sender_pool: no carrier {req.sender!r}")
             return link
-        return self.links[min(self.links)]
+        table = self.routes
+        route = table.route_for(req.to)
+        try:
+            traffic_class = table.traffic_class(req.traffic_class)
+        except KeyError:
+            raise ApiError(
+                ErrorCode.E_BAD_PARAMS, f"traffic_class: no class {req.traffic_class!r}"
+            ) from None
+        if route is not None:
+            carriers = route.carriers
+            if len(carriers) == 1:  # the usual route: one carrier, nothing to draw
+                link = links.get(carriers[0].carrier)
+                if link is not None:
+                    return link
+            else:
+                shares = {
+                    c.carrier: 1.0 for c in carriers if (lk := links.get(c.carrier)) and lk.can_send
+                }
+                first = table.first(route, traffic_class, shares, self._rng)
+                if first is None:
+                    present = {c.carrier: 1.0 for c in carriers if c.carrier in links}
+                    first = table.first(route, traffic_class, present, self._rng)
+                if first is not None:
+                    return links[first]
+        raise ApiError(ErrorCode.E_NO_ROUTE, f"to: no route with a carrier for {req.to}")
 
     def _next_ref(self, profile: CarrierProfile) -> int:
         mask = 0xFF if profile.submit.segmentation == _UDH8 else 0xFFFF
@@ -401,6 +435,10 @@ class GatewayCore:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "queue": {"depth": self.queue_depth(), "limit": self.limits.queue_max},
             "carriers": carriers,
+            "routes": {
+                route.prefix: {c.carrier: c.weight for c in route.carriers}
+                for route in self.routes.routes()
+            },
             "messages": {
                 "accepted": self.accepted,
                 "duplicates": self.duplicates,

@@ -54,6 +54,8 @@ VALUES: dict[Any, st.SearchStrategy[Any]] = {
     "priority": st.sampled_from([None, 0, 1, 3, 4, -1, True, False, "1", 2.0]),
     "idempotency_key": strings("k", "", "k" * 64, "k" * 65) | st.sampled_from([None, 5, Sub("k")]),
     "client_ref": strings("r1", "", "r" * 64, "r" * 65) | st.sampled_from([None, 5, Sub("r")]),
+    "traffic_class": strings("otp", "bulk", "bad class", "", "c" * 64, "c" * 65)
+    | st.sampled_from([None, 1, Sub("otp")]),
     "binary": st.sampled_from([None, b"\x01", b"", "x"]),
     "encoding": st.sampled_from([None, "auto", "gsm7", "ucs2", "utf8"]),
     "data_coding": st.sampled_from([None, 0, 8, 256, True]),
@@ -88,6 +90,7 @@ TYPICAL = [
     {"to": "+4915112345678", "sender_pool": "local-sim", "text": "hello"},
     {"to": "+4915112345678", "from": "ACME", "text": "hi", "validity": 3600, "priority": 3},
     {"to": "+4915112345678", "from": "ACME", "text": "hi", "client_ref": None, "priority": None},
+    {"to": "+4915112345678", "from": "ACME", "text": "123456", "traffic_class": "otp"},
 ]
 
 

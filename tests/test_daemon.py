@@ -22,6 +22,7 @@ import msgpack
 import pytest
 
 from gateway.api.client import SyncGatewayClient
+from gateway.api.errors import ApiError
 from gateway.smsc_sim import Account, SimConfig
 from gateway.smsc_sim.thread import SimulatorThread
 from tests.api_fakes import short_tmpdir
@@ -425,3 +426,69 @@ def test_sighup_with_an_unusable_tls_ca_keeps_the_carrier_running(setup: Setup) 
         assert daemon.stop() == 0
     finally:
         cleanup(daemon, carrier)
+
+
+def test_routes_send_by_prefix_and_change_on_sighup(setup: Setup) -> None:
+    uk, us = sim(), sim()
+    setup.add_carrier("alpha", uk.port)
+    setup.add_carrier("beta", us.port)
+    base = setup.config.read_text()
+    routes = (
+        '[[routes]]\nprefix = "+44"\ncarriers = [{ carrier = "alpha" }]\n'
+        '[[routes]]\nprefix = "+1"\ncarriers = [{ carrier = "beta" }]\n'
+    )
+    setup.config.write_text(base + routes)
+    daemon = Daemon(setup)
+    try:
+        daemon.ready()
+        wait_until(lambda: uk.counters.binds_ok == 1 and us.counters.binds_ok == 1, what="binds")
+        with daemon.client() as client:
+            to_uk = client.send_sms("+447700900001", sender="ACME", text="to the UK")
+            to_us = client.send_sms("+12025550123", sender="ACME", text="to the US")
+            assert client.get_sms(to_uk["message_id"])["carrier"] == "alpha"
+            assert client.get_sms(to_us["message_id"])["carrier"] == "beta"
+            with pytest.raises(ApiError) as refused:
+                client.send_sms("+33612345678", sender="ACME", text="to France")
+            assert refused.value.code == "E_NO_ROUTE"
+            assert client.status()["routes"] == {"+1": {"beta": 1.0}, "+44": {"alpha": 1.0}}
+        wait_until(lambda: uk.counters.submit_sm == 1 and us.counters.submit_sm == 1, what="sent")
+        # the UK goes to beta now; a route to a carrier without a profile keeps the table
+        setup.config.write_text(
+            base
+            + routes.replace(
+                '"+44"\ncarriers = [{ carrier = "alpha" }]',
+                '"+44"\ncarriers = [{ carrier = "beta" }]',
+            )
+        )
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload: 2 routes" in daemon.log(), what="routes reloaded")
+        with daemon.client() as client:
+            again = client.send_sms("+447700900002", sender="ACME", text="to the UK, via beta")
+            assert client.get_sms(again["message_id"])["carrier"] == "beta"
+        setup.config.write_text(base + routes.replace('"alpha"', '"ghost"'))
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "routes unchanged" in daemon.log(), what="bad routes refused")
+        assert "routes[0].carriers[0].carrier" in daemon.log()
+        with daemon.client() as client:
+            kept = client.send_sms("+447700900003", sender="ACME", text="still via beta")
+            assert client.get_sms(kept["message_id"])["carrier"] == "beta"
+        assert daemon.stop() == 0
+    finally:
+        cleanup(daemon, uk, us)
+
+
+def test_a_route_to_a_carrier_without_a_profile_refuses_the_start(setup: Setup) -> None:
+    carrier = sim()
+    setup.add_carrier("alpha", carrier.port)
+    setup.config.write_text(
+        setup.config.read_text() + '[[routes]]\nprefix = "+44"\ncarriers = [{ carrier = "beta" }]\n'
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway.daemon", "--config", str(setup.config)],
+            capture_output=True, text=True, timeout=30, cwd=ROOT,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert f"{setup.config}: routes[0].carriers[0].carrier: expected" in done.stderr
+    finally:
+        carrier.stop()

@@ -9,6 +9,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.ops.schema import ConfigError
 from gateway.routing.routes import load_routes
@@ -159,3 +161,35 @@ def test_config_errors_name_the_file_and_the_key(text: str, key: str, expected: 
         table(text)
     assert error.value.file == "gw.toml" and error.value.key == key
     assert expected in error.value.expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    weights=st.lists(st.sampled_from([0, 0.5, 1, 20, 80]), min_size=1, max_size=4),
+    shares=st.lists(st.sampled_from([0.0, 0.05, 0.25, 1.0]), min_size=4, max_size=4),
+    seed=st.integers(0, 2**32),
+    cheapest=st.booleans(),
+)
+def test_first_is_the_first_of_the_candidates_drawn_alike(
+    weights: list[float], shares: list[float], seed: int, cheapest: bool
+) -> None:
+    names = ["a", "b", "c", "d"][: len(weights)]
+    if not any(weights):
+        weights[0] = 1  # a route needs one weight above 0
+    routes = [
+        {
+            "prefix": "+",
+            "carriers": [
+                {"carrier": n, "weight": w, "cost": i / 100}
+                for i, (n, w) in enumerate(zip(names, weights, strict=True))
+            ],
+        }
+    ]
+    built = load_routes(
+        "gw.toml", routes, {"c": {"prefer": "cheapest" if cheapest else "fastest"}}, carriers=names
+    )
+    route = built.route_for("+4477")
+    by_name = dict(zip(names, shares, strict=False))
+    order = built.candidates(route, built.traffic_class("c"), by_name, random.Random(seed))
+    first = built.first(route, built.traffic_class("c"), by_name, random.Random(seed))
+    assert first == (order[0] if order else None)

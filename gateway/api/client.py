@@ -144,6 +144,7 @@ class GatewayClient:
         priority: int | None = None,
         idempotency_key: str | None = None,
         client_ref: str | None = None,
+        traffic_class: str | None = None,
     ) -> dict[str, Any]:
         params = {
             "to": to,
@@ -157,6 +158,7 @@ class GatewayClient:
             "priority": priority,
             "idempotency_key": idempotency_key,
             "client_ref": client_ref,
+            "traffic_class": traffic_class,
         }
         return await self.call("sms.send", {k: v for k, v in params.items() if v is not None})
 

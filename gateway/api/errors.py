@@ -20,6 +20,9 @@ class ErrorCode(enum.StrEnum):
     E_NOT_FOUND = "E_NOT_FOUND"
     E_UNAUTHORIZED = "E_UNAUTHORIZED"  # peer not allowed, or token missing/wrong
     E_OPTED_OUT = "E_OPTED_OUT"  # reserved: recipient opted out
+    E_NO_ROUTE = (
+        "E_NO_ROUTE"  # no route's prefix matches the destination, or none of its carriers exists
+    )
     E_INTERNAL = "E_INTERNAL"
     E_CONNECTION = "E_CONNECTION"  # client side only: connect failed or connection lost
 

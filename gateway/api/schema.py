@@ -65,6 +65,7 @@ class SendRequest:
     priority: int = 0
     idempotency_key: str | None = None
     client_ref: str | None = None
+    traffic_class: str | None = None  # a route table class (None: "default")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +228,17 @@ def parse_send(params: dict[str, Any]) -> SendRequest:
 # The keys of a plain text message. Anything else (binary, encoding, data_coding, an unknown
 # key) goes to the general validator.
 _FAST_SEND_KEYS = frozenset(
-    {"to", "from", "sender_pool", "text", "client_ref", "idempotency_key", "validity", "priority"}
+    {
+        "to",
+        "from",
+        "sender_pool",
+        "text",
+        "client_ref",
+        "idempotency_key",
+        "validity",
+        "priority",
+        "traffic_class",
+    }
 )
 # Senders already accepted by check_sender, with their kind: a deployment uses a handful.
 _SENDER_KINDS: dict[str, SenderKind] = {}
@@ -259,6 +270,11 @@ def _parse_send_fast(params: dict[str, Any]) -> SendRequest | None:
         return None
     validity, priority = get("validity"), get("priority")
     key, ref = get("idempotency_key"), get("client_ref")
+    traffic_class = get("traffic_class")
+    if traffic_class is not None and not (
+        type(traffic_class) is str and _NAME.fullmatch(traffic_class)
+    ):
+        return None
     if (
         kind is None
         or not (validity is None or (type(validity) is int and 1 <= validity <= MAX_VALIDITY_S))
@@ -276,6 +292,7 @@ def _parse_send_fast(params: dict[str, Any]) -> SendRequest | None:
         priority=priority or 0,
         idempotency_key=key,
         client_ref=ref,
+        traffic_class=traffic_class,
     )
 
 
@@ -333,6 +350,7 @@ def _parse_send_checked(params: dict[str, Any]) -> SendRequest:
     priority = p.integer("priority", 0, 3, 0)
     key = p.string("idempotency_key", MAX_KEY_LEN)
     ref = p.string("client_ref", MAX_KEY_LEN)
+    traffic_class = p.name("traffic_class") if p.get("traffic_class") is not None else None
     p.done()
     assert priority is not None
     return SendRequest(
@@ -347,6 +365,7 @@ def _parse_send_checked(params: dict[str, Any]) -> SendRequest:
         priority=priority,
         idempotency_key=key,
         client_ref=ref,
+        traffic_class=traffic_class,
     )
 
 

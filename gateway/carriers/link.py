@@ -226,6 +226,11 @@ class CarrierLink:
     def binds_up(self) -> int:
         return sum(b.up for b in self._binds)
 
+    @property
+    def can_send(self) -> bool:
+        """A bind that sends (transmitter or transceiver) is up."""
+        return any(b.can_send for b in self._binds)
+
     async def wait_bound(self, count: int | None = None, timeout: float = 10.0) -> None:
         """Until ``count`` binds (default: all) are up."""
         want = len(self._binds) if count is None else count

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from gateway.ops.schema import (
     setting,
     string,
 )
+from gateway.routing.routes import RouteTable, load_routes
 
 _PATH = string(4096, empty=False, ascii=False)
 _ID_LIST = list_of(integer(0, 2**32 - 2), "user or group ids (integers)")
@@ -121,11 +123,18 @@ class DaemonConfig:
     limits: Limits = dataclasses.field(default_factory=Limits)
     logging: Logging = dataclasses.field(default_factory=Logging)
     source: str = dataclasses.field(default="", compare=False)  # the file it came from
+    # The file's [[routes]] and [traffic_classes] as read: checked against the carrier
+    # profiles by `route_table` (gateway.routing.routes builds and validates them).
+    routes: Any = dataclasses.field(default=None, compare=False)
+    traffic_classes: Any = dataclasses.field(default=None, compare=False)
 
 
 def load_daemon_config(path: str | Path) -> DaemonConfig:
     """Load and fully validate the daemon config; raises ConfigError naming file and key."""
-    config = build(DaemonConfig, path, read_toml(path))
+    data = read_toml(path)
+    routes, classes = data.pop("routes", None), data.pop("traffic_classes", None)
+    config = build(DaemonConfig, path, data)
+    config = dataclasses.replace(config, routes=routes, traffic_classes=classes)
     _check_api(path, config.api)
     base = Path(path).resolve().parent
     api = dataclasses.replace(
@@ -166,3 +175,14 @@ def _check_api(path: str | Path, api: Api) -> None:
         # the token would cross the network in clear text
         expected = f"a certificate, as api.tcp_listen ({host}) is not loopback"
         raise ConfigError(path, "api.tls_cert", expected, MISSING)
+
+
+def route_table(config: DaemonConfig, carriers: Collection[str]) -> RouteTable:
+    """The config's route table for these carrier profiles; ConfigError (file, key) when a
+    route is malformed or names a carrier that has no profile. No CPaaS provider exists yet,
+    so a `cpaas` entry is refused by name."""
+    if config.routes is None:
+        return load_routes(config.source, [], config.traffic_classes, carriers=carriers)
+    return load_routes(
+        config.source, config.routes, config.traffic_classes, carriers=carriers, providers=()
+    )

@@ -1,6 +1,7 @@
 """The route table: destination prefixes to carriers (weights, per-message costs), CPaaS
-providers as overflow, and traffic classes. Sans-I/O; not yet used by the daemon (the routing
-issue wires it to the links and the health windows).
+providers as overflow, and traffic classes. Sans-I/O. The daemon picks each message's carrier
+with it (`GatewayCore`), from its config file's `[[routes]]` and `[traffic_classes]`, reloaded
+on SIGHUP; without `[[routes]]`, `default_table`.
 
 In the daemon's config file:
 
@@ -73,6 +74,10 @@ class RouteTable:
         self.classes = dict(classes)
         self.classes.setdefault(DEFAULT_CLASS, TrafficClass(DEFAULT_CLASS))
 
+    def routes(self) -> list[Route]:
+        """Every route, by prefix."""
+        return [self._by_prefix[prefix] for prefix in sorted(self._by_prefix)]
+
     def route_for(self, destination: str) -> Route | None:
         """The route with the longest prefix of `destination` (E.164, "+" first), if any."""
         for length in self._lengths:
@@ -113,6 +118,38 @@ class RouteTable:
         rest = self._ordered([(c, w) for c, w in up if c is not first], traffic_class)
         return [first.carrier, *(c.carrier for c, _ in rest)]
 
+    def first(
+        self,
+        route: Route,
+        traffic_class: TrafficClass,
+        shares: Mapping[str, float],
+        rng: random.Random,
+    ) -> str | None:
+        """`candidates(...)[0]` (None for an empty list), drawn the same way from `rng`,
+        without ordering the others: the router needs only the first."""
+        total = 0.0
+        for c in route.carriers:
+            share = shares.get(c.carrier, 0.0)
+            if share > 0:
+                total += c.weight * share
+        if total <= 0:
+            order = self.candidates(route, traffic_class, shares, rng)
+            return order[0] if order else None
+        draw = rng.random() * total
+        first = None
+        for c in route.carriers:
+            share = shares.get(c.carrier, 0.0)
+            if share <= 0:
+                continue
+            weight = c.weight * share
+            if weight > 0:
+                if first is None:
+                    first = c.carrier
+                if draw < weight:
+                    return c.carrier
+                draw -= weight
+        return first
+
     @staticmethod
     def _ordered(
         carriers: list[tuple[CarrierRoute, float]], traffic_class: TrafficClass
@@ -120,6 +157,26 @@ class RouteTable:
         if traffic_class.prefer == "cheapest":
             return sorted(carriers, key=lambda item: (item[0].cost, -item[1]))
         return sorted(carriers, key=lambda item: (-item[1], item[0].cost))
+
+
+def default_table(
+    carriers: Collection[str], classes: Mapping[str, TrafficClass] | None = None
+) -> RouteTable:
+    """Without `[[routes]]`: every destination to the first carrier by name, the others as
+    standby (weight 0: used, by health, only while it cannot send)."""
+    names = sorted(carriers)
+    routes = (
+        [
+            Route(
+                "+",
+                tuple(CarrierRoute(name, 1.0 if n == 0 else 0.0) for n, name in enumerate(names)),
+                (),
+            )
+        ]
+        if names
+        else []
+    )
+    return RouteTable(routes, classes or {})
 
 
 def load_routes(
@@ -153,6 +210,8 @@ def load_routes(
     if not isinstance(classes, Mapping):
         raise ConfigError(file, "traffic_classes", "a table of tables", classes)
     built = {name: _class(file, name, value) for name, value in classes.items()}
+    if not table and carriers is not None:  # classes alone: the default routes
+        return default_table(carriers, built)
     return RouteTable(table, built)
 
 
