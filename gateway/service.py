@@ -195,9 +195,9 @@ class GatewayCore:
 
     def _pick(self, req: SendRequest) -> CarrierLink:
         """The carrier for a message: the one its sender_pool names, else by the route table
-        (longest prefix; a weighted draw among the route's carriers that can send now, the
-        others in the class's order after it; when none can send, by weight alone, so the
-        message waits on one for its binds)."""
+        (longest prefix; a draw by weight x health share among the route's carriers, a share
+        being 0 while a carrier has no sending bind; when every share is 0, by weight alone,
+        so the message waits on one for its binds)."""
         links = self.links
         if not links:
             raise ApiError(ErrorCode.E_INTERNAL, "no carrier is configured")
@@ -221,8 +221,10 @@ class GatewayCore:
                 if link is not None:
                     return link
             else:
+                # each carrier's share of its weight, as its measured health gives it (0 with
+                # no sending bind; gateway.routing.health)
                 shares = {
-                    c.carrier: 1.0 for c in carriers if (lk := links.get(c.carrier)) and lk.can_send
+                    c.carrier: lk.health.share for c in carriers if (lk := links.get(c.carrier))
                 }
                 first = table.first(route, traffic_class, shares, self._rng)
                 if first is None:
@@ -429,6 +431,7 @@ class GatewayCore:
                 "in_flight": link.dispatcher.in_flight,
                 "tps": link.dispatcher.rate.rate,
                 "counters": vars(link.counters).copy(),
+                "health": link.health.snapshot(time.monotonic()),
             }
         return {
             "version": __version__,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,38 @@ def test_throttled_messages_are_requeued_not_failed(tmp_path: Path) -> None:
             assert link.counters.throttled > 0
             assert link.counters.failed == 0
             assert link.dispatcher.rate.rate < profile.throughput.tps
+            # the carrier's health saw the throttling, and judged it (over 3% of submits)
+            now = time.monotonic()
+            view = link.health.view(now)
+            assert view.errors["throttled"] == link.counters.throttled
+            assert view.submits == 30 + link.counters.throttled
+            assert link.health.evaluate(now) is True
             await link.stop(2.0)
+            assert link.health.share == 0.0  # no bind left: no traffic
+            await store.aclose()
+
+    run(test)
+
+
+def test_the_links_health_measures_response_latency_and_binds(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0, latency_ms=150)) as sim:
+            profile = make_profile(tmp_path, sim.port, count=2)
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store)
+            assert link.health.state == "down"  # not bound yet
+            await link.start()
+            await link.wait_bound()
+            assert (link.health.state, link.health.binds_up) == ("healthy", 2)
+            ids = [await send(link, store, f"m{n}", ref=n) for n in range(10)]
+            await eventually(lambda: all_in_state(store, ids, "delivered"))
+            view = link.health.view(time.monotonic())
+            assert view.submits == 10 and view.submit_error_rate == 0.0
+            assert view.p95_resp_s is not None and 0.14 <= view.p95_resp_s < 1.0
+            await asyncio.sleep(1.1)  # a dispatch tick judges the window
+            assert link.health.last_bad is False and link.health.share == 1.0
+            await link.stop(1.0)
+            assert (link.health.state, link.health.share) == ("down", 0.0)
             await store.aclose()
 
     run(test)

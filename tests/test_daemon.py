@@ -182,6 +182,9 @@ def test_end_to_end_hex_and_decimal_carriers(setup: Setup) -> None:
             status = client.status()
             assert status["carriers"]["alpha"]["binds_up"] == 1
             assert status["messages"]["accepted"] == 10
+            health = status["carriers"]["alpha"]["health"]  # measured, over the last minute
+            assert (health["state"], health["share"]) == ("healthy", 1.0)
+            assert health["submits"] > 0 and health["p95_resp_s"] is not None
             # the same idempotency key twice: one message
             first = client.send_sms("+447700900002", sender="Shop", text="x", idempotency_key="k")
             again = client.send_sms("+447700900002", sender="Shop", text="x", idempotency_key="k")

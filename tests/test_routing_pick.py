@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from gateway.service import GatewayCore
 class FakeLink:
     def __init__(self, name: str, can_send: bool = True) -> None:
         self.carrier = name
-        self.can_send = can_send
+        self.health = SimpleNamespace(share=1.0 if can_send else 0.0)  # as CarrierHealth.share
 
 
 def core(routes: Any, classes: Any = None, **up: bool) -> GatewayCore:
@@ -86,6 +87,19 @@ def test_a_carrier_that_cannot_send_is_passed_over_and_a_standby_takes_over() ->
     assert set(counts) == {"a", "b"} and counts["a"] > counts["b"]
 
 
+def test_a_demoted_carrier_keeps_only_its_share_of_its_weight() -> None:
+    routes = [
+        {
+            "prefix": "+",
+            "carriers": [{"carrier": "a", "weight": 80}, {"carrier": "b", "weight": 20}],
+        }
+    ]
+    gateway = core(routes, a=True, b=True)
+    gateway.links["a"].health.share = 0.05  # type: ignore[attr-defined]  # the probe share
+    counts = Counter(picked(gateway, "+4477") for _ in range(4000))
+    assert 0.13 < counts["a"] / 4000 < 0.21  # 80 x 0.05 against 20: a sixth
+
+
 def test_no_route_or_no_carrier_left_is_a_typed_refusal() -> None:
     gateway = core([{"prefix": "+44", "carriers": [{"carrier": "a"}]}], a=True)
     with pytest.raises(ApiError) as refused:
@@ -117,7 +131,7 @@ def test_without_routes_the_first_carrier_by_name_takes_all_and_the_others_stand
     links = {name: FakeLink(name) for name in ("beta", "alpha")}
     gateway = GatewayCore(None, links, Limits(), rng=random.Random(1))  # type: ignore[arg-type]
     assert {picked(gateway, "+4477") for _ in range(20)} == {"alpha"}
-    links["alpha"].can_send = False
+    links["alpha"].health.share = 0.0  # no sending bind
     assert {picked(gateway, "+4477") for _ in range(20)} == {"beta"}
 
 

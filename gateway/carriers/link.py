@@ -38,6 +38,7 @@ from gateway.carriers.in_progress import InProgress
 from gateway.carriers.inbound import InboundHandler
 from gateway.carriers.outbound import OutboundPart
 from gateway.ops.carrier_profile import CarrierProfile, Reconnect, tls_client_context
+from gateway.routing.health import CarrierHealth, Outcome
 from gateway.running_loop import running_loop
 from gateway.smpp.constants import CommandStatus as S
 from gateway.smpp.esme import BindError, EsmeConnection
@@ -137,6 +138,9 @@ class CarrierLink:
         self._connect_timeout = connect_timeout_s
         self._rng = rng or random.Random()
         self.counters = LinkCounters()
+        # measured health (gateway.routing.health): fed here, judged once per slot by _dispatch
+        self.health = CarrierHealth(now=clock())
+        self._judged_at = clock()
         self.dispatcher = Dispatcher(
             profile.throughput.tps,
             clock(),
@@ -226,11 +230,6 @@ class CarrierLink:
     def binds_up(self) -> int:
         return sum(b.up for b in self._binds)
 
-    @property
-    def can_send(self) -> bool:
-        """A bind that sends (transmitter or transceiver) is up."""
-        return any(b.can_send for b in self._binds)
-
     async def wait_bound(self, count: int | None = None, timeout: float = 10.0) -> None:
         """Until ``count`` binds (default: all) are up."""
         want = len(self._binds) if count is None else count
@@ -309,6 +308,7 @@ class CarrierLink:
             await conn.wait_closed()
             bind.up = False
             bind.conn = None
+            self._count_sending_binds()
             self.dispatcher.forget_bind(bind.key)
             self._kick()
             if not self._stop.is_set():
@@ -373,6 +373,7 @@ class CarrierLink:
     def _bound(self, bind: _Bind) -> None:
         bind.up = True
         self.counters.binds_up += 1
+        self._count_sending_binds()
         if self._tls_error is not None:
             log.warning(
                 "%s: TLS certificate verified again after: %s", self.carrier, self._tls_error
@@ -382,6 +383,10 @@ class CarrierLink:
             log.warning("%s: bind up again after %s", self.carrier, _status_name(self._bind_error))
             self._bind_error = None
         self._kick()
+
+    def _count_sending_binds(self) -> None:
+        # no bind able to send: no traffic for this carrier at once (CarrierHealth.share)
+        self.health.set_binds(sum(b.can_send for b in self._binds))
 
     def _bind_failed(self, event: BindFailed | Unbound, failures: int) -> float:
         self.counters.bind_failures += 1
@@ -419,6 +424,7 @@ class CarrierLink:
         if isinstance(event, SubmitResponse):
             self._on_response(event.ref, event.pdu)
         elif isinstance(event, SubmitTimeout):
+            self.health.failed(Outcome.TIMEOUT, self._clock())
             self.counters.timeouts += 1
             self.counters.duplicate_risk += 1
             self._retry(event.ref, TIMEOUT_STATUS)
@@ -444,7 +450,9 @@ class CarrierLink:
     def _on_response(self, part: OutboundPart, pdu: Any) -> None:
         status = pdu.command_status
         outcome = self.profile.classify_status(status)
+        now = self._clock()
         if outcome == "ok":
+            self.health.answered(now - part.sent_at, now)
             self.counters.accepted += 1
             self.dispatcher.done(part)
             raw = getattr(pdu, "message_id", "") or None
@@ -462,12 +470,15 @@ class CarrierLink:
                     )
             self._record_resp(part, 0, raw, norm)
         elif outcome == "throttle":
+            self.health.failed(Outcome.THROTTLED, now, now - part.sent_at)
             self.counters.throttled += 1
-            self.dispatcher.rate.slow_down(self._clock())
+            self.dispatcher.rate.slow_down(now)
             self.dispatcher.requeue(part)
         elif outcome == "retriable":
+            self.health.failed(Outcome.ERROR, now, now - part.sent_at)
             self._retry(part, status)
         else:
+            self.health.failed(Outcome.REJECTED, now, now - part.sent_at)
             self._fail(part, status)
 
     def _retry(self, part: OutboundPart, status: int) -> None:
@@ -564,7 +575,10 @@ class CarrierLink:
         if self._stop.is_set():
             return
         now = self._clock()
-        deadlines = [now + 1.0]  # throttle recovery ticks at least every second
+        deadlines = [now + 1.0]  # throttle recovery and health verdicts: at least every second
+        if now - self._judged_at >= self.health.policy.slot_s:
+            self._judged_at = now
+            self.health.evaluate(now)
         try:
             if not self._stopping:
                 deadline = self._send_and_record(now)
@@ -646,6 +660,7 @@ class CarrierLink:
                     ready.insert(skipped, part)
                     break
                 dispatcher.pin(part.message_id, bind.key)
+                part.sent_at = now
                 self.counters.submitted += 1
             room += conn.window_free
         if not sending:

@@ -25,6 +25,7 @@ class OutboundPart:
     attempts: int = 0
     not_before: float = 0.0
     expires_at: float | None = None  # wall clock (Unix seconds): not sent at or after this
+    sent_at: float = 0.0  # the link's clock when it last went on the wire (for its latency)
 
 
 def relative_validity(seconds: int) -> str:

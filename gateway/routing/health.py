@@ -4,19 +4,19 @@ driven by the caller's clock.
 What is measured, per carrier, in a window of `window_s` (default 60 s) made of `slot_s` slots:
 submit -> submit_sm_resp latency and submit -> delivery receipt latency (p95 from a
 `QuantileSketch`: within 1% of the exact nearest-rank value), and outcomes by cause: answered
-submits, local timeouts, throttling answers, permanent rejections, delivered and failed
-receipts. Bind availability is not windowed: a carrier with no bind able to send gets no
-traffic at once.
+submits, local timeouts, throttling answers, retriable error statuses, permanent
+rejections, delivered and failed receipts. Bind availability is not windowed: a carrier with no
+bind able to send gets no traffic at once.
 
 How it is judged, once per `evaluate(now)` (the caller runs it every slot), over the window's
 most recent `judge_s` (default 10 s; the full window is what status and metrics report): a
 60-second verdict would keep a recovered carrier demoted until its slow samples aged out, a
 minute, where traffic should return within 30 s. The recent window is bad when its p95
 response latency is above `max_p95_resp_s` (default 4 s), or the submit error rate
-(timeouts, throttling and rejections over submits answered or timed out) or the failed-receipt
-rate is above `max_error_rate` (default 3%). Rates are taken over at least `min_samples`
-(default 20) attempts, so a carrier with little traffic is judged on what it had: one error in
-three submits is bad, three clean submits are good. A local timeout is a failure.
+(timeouts, throttling, errors and rejections over submits answered or timed out) or the
+failed-receipt rate is above `max_error_rate` (default 3%). Rates are taken over at least
+`min_samples` (default 20) attempts, so a carrier with little traffic is judged on what it had:
+one error in three submits is bad, three clean submits are good. A local timeout is a failure.
 
 How traffic follows, with hysteresis: the carrier's share steps through `shares` (default
 1.0, 0.5, 0.25, 0.05). After `bad_to_step_down` bad evaluations in a row (default 3) it steps
@@ -39,6 +39,7 @@ from gateway.routing.quantiles import QuantileSketch
 class Outcome(StrEnum):
     TIMEOUT = "timeout"  # no submit_sm_resp within the response timeout (local)
     THROTTLED = "throttled"  # ESME_RTHROTTLED, ESME_RMSGQFUL
+    ERROR = "error"  # an error status the carrier's map calls retriable
     REJECTED = "rejected"  # a permanent error status
     RECEIPT_FAILED = "receipt_failed"  # a final receipt other than delivered
 
