@@ -1,5 +1,5 @@
 """Twilio's Messages API, sans-I/O: the request that sends one message and what each answer
-means. The asyncio client that carries them is the routing issue's next step.
+means. `http_transport.HttpTransport` carries them and `delivery.deliver` retries them.
 
 Send: `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded `To`, `From`
 (or `MessagingServiceSid`), `Body`, and `StatusCallback` for the status webhooks
