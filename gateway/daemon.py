@@ -103,6 +103,7 @@ class Daemon:
             self.core = GatewayCore(self.store, links, cfg.limits, routes=self.routes)
             for link in links.values():
                 await link.start()
+            await self.core.load_opt_outs()
             await self.core.resend_pending()
             self._housekeeping = asyncio.create_task(
                 self.core.run_housekeeping(self.housekeeping_interval_s), name="housekeeping"

@@ -77,6 +77,8 @@ class GatewayCore:
         # which carrier a message takes (the daemon's [[routes]]; replaced on SIGHUP)
         self.routes = default_table(links) if routes is None else routes
         self._rng = rng or random.Random()
+        # numbers whose owner opted out (the store's opt_outs; `load_opt_outs` at start)
+        self.opted_out: set[str] = set()
         self.started = time.monotonic()
         self.accepted = 0
         self.duplicates = 0
@@ -125,6 +127,8 @@ class GatewayCore:
         loop. Refusals found before that (ApiError) are raised at once, ``then`` not called;
         the store's own (busy: E_QUEUE_FULL) come through ``then``, as the messages of one
         loop iteration are stored together (an `IterationBatch`)."""
+        if req.to in self.opted_out:
+            raise ApiError(ErrorCode.E_OPTED_OUT, "to: the recipient opted out of messages")
         link = self._pick(req)
         profile = link.profile
         if self.queue_depth() >= self.limits.queue_max:
@@ -192,6 +196,25 @@ class GatewayCore:
         # with the others of this loop iteration: one job, one callback, one
         # call_soon_threadsafe, whatever their number
         self._accepts.add((msg, now), committed)
+
+    async def load_opt_outs(self) -> int:
+        """Read the opted-out numbers (at start, before the API serves); how many."""
+        self.opted_out = await self.store.opted_out()
+        return len(self.opted_out)
+
+    async def record_opt_out(self, number: str, source: str, detail: dict[str, Any]) -> bool:
+        """A provider said `number` unsubscribed (Twilio's 21610 and the like): sms.send refuses
+        it from the moment this is stored. True if it is new."""
+        new = await self.store.record_opt_out(number, source, detail)
+        self.opted_out.add(number)
+        if new:
+            log.warning("opt-out recorded for %s (%s)", number, source)
+        return new
+
+    async def remove_opt_out(self, number: str) -> bool:
+        removed = await self.store.remove_opt_out(number)
+        self.opted_out.discard(number)
+        return removed
 
     def _pick(self, req: SendRequest) -> CarrierLink:
         """The carrier for a message: the one its sender_pool names, else by the route table

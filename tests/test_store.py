@@ -1135,3 +1135,29 @@ def test_message_ids_are_the_canonical_form_of_the_same_uuid7() -> None:
     later = [new_message_id() for _ in range(100)]
     assert later == sorted(later) and len(set(later)) == 100
     assert all(uuid.UUID(m).version == 7 and uuid.UUID(m).variant == uuid.RFC_4122 for m in later)
+
+
+def test_opt_outs_keep_the_first_report_and_survive_a_restart(db: Path) -> None:
+    async def first(store: SqliteStore) -> list[Any]:
+        return [
+            await store.record_opt_out("+447700900123", "twilio:21610", {"sid": "SM1"}, now=1000.0),
+            await store.record_opt_out("+447700900123", "twilio:21610", {"sid": "SM2"}),
+            await store.record_opt_out("+12025550123", "telnyx:40300", {}),
+            await store.opted_out(),
+        ]
+
+    assert run(first, db) == [True, False, True, {"+447700900123", "+12025550123"}]
+
+    async def second(store: SqliteStore) -> list[Any]:
+        return [
+            await store.opted_out(),
+            await store.remove_opt_out("+12025550123"),
+            await store.remove_opt_out("+12025550123"),
+            await store.opted_out(),
+        ]
+
+    both = {"+447700900123", "+12025550123"}
+    assert run(second, db) == [both, True, False, {"+447700900123"}]
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT source, detail, at FROM opt_outs").fetchone()
+    assert row == ("twilio:21610", '{"sid":"SM1"}', "1970-01-01T00:16:40.000Z")

@@ -19,7 +19,7 @@ class ErrorCode(enum.StrEnum):
     E_QUEUE_FULL = "E_QUEUE_FULL"  # retriable: the queue is over its limit, nothing was stored
     E_NOT_FOUND = "E_NOT_FOUND"
     E_UNAUTHORIZED = "E_UNAUTHORIZED"  # peer not allowed, or token missing/wrong
-    E_OPTED_OUT = "E_OPTED_OUT"  # reserved: recipient opted out
+    E_OPTED_OUT = "E_OPTED_OUT"  # the recipient opted out (a provider reported it unsubscribed)
     E_NO_ROUTE = (
         "E_NO_ROUTE"  # no route's prefix matches the destination, or none of its carriers exists
     )

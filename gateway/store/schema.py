@@ -181,7 +181,18 @@ DROP TABLE events;
 ALTER TABLE events_v7 RENAME TO events;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+# Numbers whose owner opted out of our messages (a provider reported them unsubscribed: Twilio's
+# 21610 and the like): sms.send refuses them. The first report is kept; `detail` is its JSON.
+_V8 = """
+CREATE TABLE opt_outs (
+    number TEXT PRIMARY KEY,                   -- E.164 with the "+"
+    source TEXT NOT NULL,                      -- who said so, e.g. "twilio:21610"
+    detail TEXT NOT NULL,                      -- JSON
+    at     TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1326,6 +1326,37 @@ class SqliteStore:
 
         return self._submit(job)
 
+    def record_opt_out(
+        self, number: str, source: str, detail: dict[str, Any], now: float | None = None
+    ) -> asyncio.Future[bool]:
+        """Keep `number` (E.164) as opted out; True if it was not yet (the first report is
+        kept)."""
+        text = _json(detail)
+
+        def job(conn: sqlite3.Connection) -> bool:
+            at = iso_utc(time.time() if now is None else now)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO opt_outs (number, source, detail, at) VALUES (?, ?, ?, ?)",
+                (number, source, text, at),
+            )
+            return cur.rowcount == 1
+
+        return self._submit(job)
+
+    def remove_opt_out(self, number: str) -> asyncio.Future[bool]:
+        """Forget an opt-out (the recipient opted in again); True if there was one."""
+        return self._submit(
+            lambda conn: (
+                conn.execute("DELETE FROM opt_outs WHERE number = ?", (number,)).rowcount == 1
+            )
+        )
+
+    async def opted_out(self) -> set[str]:
+        """Every opted-out number."""
+        return await self._read(
+            lambda conn: {row[0] for row in conn.execute("SELECT number FROM opt_outs")}
+        )
+
     async def cursor(self, consumer: str) -> int:
         """The consumer's acked sequence number (0 if it never acked)."""
 
