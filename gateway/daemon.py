@@ -83,6 +83,7 @@ class Daemon:
             else housekeeping_interval_s
         )
         self._housekeeping: asyncio.Task[None] | None = None
+        self._rerouting: asyncio.Task[None] | None = None
         self.store: SqliteStore | None = None
         self.core: GatewayCore | None = None
         self.api: ApiServer | None = None
@@ -108,6 +109,7 @@ class Daemon:
             self._housekeeping = asyncio.create_task(
                 self.core.run_housekeeping(self.housekeeping_interval_s), name="housekeeping"
             )
+            self._rerouting = asyncio.create_task(self.core.run_rerouting(), name="rerouting")
             self.api = await start_from_config(self.core, cfg.api, cfg.limits)
             self._install_signals()
             api = str(cfg.api.socket_path)
@@ -200,9 +202,10 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self.api is not None:
             await self.api.close()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            await asyncio.gather(self._housekeeping, return_exceptions=True)
+        for task in (self._housekeeping, self._rerouting):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.core is not None:
             links = list(self.core.links.values())
             leftovers = await asyncio.gather(*(lk.stop(STOP_DEADLINE_S) for lk in links))

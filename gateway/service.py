@@ -56,6 +56,7 @@ _PREFERRED = {
 }
 EVENT_SAFETY_POLL_S = 1.0  # the store announces new events; this only bounds a missed one
 RECENT_EVENTS = 2048  # events kept in memory for subscribers following the log live
+REROUTE_INTERVAL_S = 1.0  # how often queued messages of a carrier with no bind move elsewhere
 # Enum members read per message, as module globals (docs/ARCHITECTURE.md, "Per-message objects")
 _POOL = SenderKind.POOL
 _UDH8 = SegmentMethod.UDH8
@@ -88,6 +89,7 @@ class GatewayCore:
         self.possible_duplicates_after_restart = 0
         self.resend_failures = 0
         self.expired_before_send = 0  # at start-up; the links count their own
+        self.rerouted = 0  # messages a failover moved to another carrier before they went out
         self.housekeeping = Housekeeping()
         self._refs = itertools.count(self._rng.randrange(0x10000))
         self._event_head = 0
@@ -342,11 +344,14 @@ class GatewayCore:
             log.info("start-up: %s not resent: %s", record.id, detail["reason"])
         return True
 
-    def _rebuild(self, record: MessageRecord) -> list[OutboundPart] | None:
-        """The message's parts built again (same text, reference and part count) with its
-        carrier's current profile; the validity on the PDUs is what is left of the client's
-        (SMPP's relative validity counts from the SMSC's receipt, not from our acceptance)."""
-        link = self.links.get(record.carrier or "")
+    def _rebuild(
+        self, record: MessageRecord, link: CarrierLink | None = None
+    ) -> list[OutboundPart] | None:
+        """The message's parts built again (same text, reference and part count) with the
+        current profile of its carrier (or of `link`); the validity on the PDUs is what is left
+        of the client's (SMPP's relative validity counts from the SMSC's receipt, not from our
+        acceptance)."""
+        link = link or self.links.get(record.carrier or "")
         if link is None or record.concat_ref is None:
             log.error(
                 "cannot resend %s: carrier %r gone or no stored reference",
@@ -395,6 +400,62 @@ class GatewayCore:
         self.housekeeping.record(events, unmatched)
         log.debug("housekeeping: pruned %d events, %d unmatched receipts", events, unmatched)
         return events, unmatched
+
+    async def reroute(self) -> int:
+        """Failover: the queued messages of each carrier that has no sending bind (health share
+        0), none of whose parts went out, move to another carrier of their route that can send
+        (by weight x health share), rebuilt with its profile and recorded as rerouted; a
+        message with nowhere better to go stays. Returns how many moved."""
+        moved = 0
+        for link in list(self.links.values()):
+            if link.health.share > 0 or not len(link.dispatcher):
+                continue
+            for parts in link.take_untouched():
+                if await self._reroute(link, parts):
+                    moved += 1
+                else:
+                    link.dispatcher.enqueue(parts)
+        self.rerouted += moved
+        return moved
+
+    async def _reroute(self, link: CarrierLink, parts: list[OutboundPart]) -> bool:
+        record = await self.store.get_message(parts[0].message_id)
+        if record is None:
+            return False
+        target = self._alternative(record.dest_addr, link.carrier)
+        fresh = None if target is None else self._rebuild(record, target)
+        if target is None or fresh is None:
+            return False
+        detail = {"from": link.carrier, "to": target.carrier, "reason": "no bind up"}
+        if not await self.store.record_rerouted(record.id, target.carrier, detail):
+            return False
+        _hand_over(target, fresh)
+        return True
+
+    def _alternative(self, destination: str, leaving: str) -> CarrierLink | None:
+        """Another carrier of the destination's route that can take traffic now."""
+        route = self.routes.route_for(destination)
+        if route is None:
+            return None
+        shares = {
+            c.carrier: lk.health.share
+            for c in route.carriers
+            if c.carrier != leaving and (lk := self.links.get(c.carrier))
+        }
+        first = self.routes.first(route, self.routes.traffic_class(None), shares, self._rng)
+        return None if first is None else self.links[first]
+
+    async def run_rerouting(self, interval_s: float = REROUTE_INTERVAL_S) -> None:
+        """`reroute` every `interval_s` until cancelled; a failed pass is logged, not fatal."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                moved = await self.reroute()
+            except Exception:
+                log.exception("rerouting pass failed")
+                continue
+            if moved:
+                log.warning("failover: %d queued messages moved to another carrier", moved)
 
     async def run_housekeeping(self, interval_s: float) -> None:
         """`housekeep` every `interval_s` until cancelled; a failed pass is logged, not fatal."""
@@ -459,7 +520,11 @@ class GatewayCore:
         return {
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 3),
-            "queue": {"depth": self.queue_depth(), "limit": self.limits.queue_max},
+            "queue": {
+                "depth": self.queue_depth(),
+                "limit": self.limits.queue_max,
+                "rerouted": self.rerouted,
+            },
             "carriers": carriers,
             "routes": {
                 route.prefix: {c.carrier: c.weight for c in route.carriers}

@@ -61,3 +61,27 @@ def test_queued_count_matches_the_parts_held(ops: list[tuple[str, int]]) -> None
         assert d.in_flight == len(in_flight)
     for part_nos in sent.values():
         assert part_nos == sorted(part_nos)
+
+
+def test_take_untouched_leaves_every_message_that_has_gone_out_in_part() -> None:
+    from gateway.carriers.outbound import OutboundPart
+
+    def parts(message_id: str, count: int) -> list[OutboundPart]:
+        return [OutboundPart(message_id, n, None) for n in range(1, count + 1)]  # type: ignore[arg-type]
+
+    d = Dispatcher(1000, 0.0)  # not sticky: only what went out keeps a message here
+    d.enqueue(parts("started", 2))
+    assert d.take("bind", 0.0).part_no == 1  # part 1 in flight
+    d.enqueue(parts("retried", 1))
+    retried = d.take("other", 0.0)
+    assert retried is not None and retried.message_id == "retried"
+    retried.attempts = 1
+    d.requeue(retried)  # it went out once: the carrier may have it
+    d.enqueue(parts("fresh", 2))
+    d.enqueue(parts("alone", 1))
+    taken = d.take_untouched()
+    assert [[(p.message_id, p.part_no) for p in m] for m in taken] == [
+        [("fresh", 1), ("fresh", 2)],
+        [("alone", 1)],
+    ]
+    assert len(d) == 2  # started's part 2 and retried's part 1 stay

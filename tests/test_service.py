@@ -200,3 +200,53 @@ def test_a_message_of_more_than_255_parts_is_refused_with_a_typed_error(tmp_path
     assert "too long for this carrier" in str(refused.value)
     most = EncodedText(0, b"a" * (153 * 255), 153 * 255)
     assert len(_build(profile, most, "+447700900001", 1, "GW", None, 0)) == 255
+
+
+def test_failover_moves_the_untouched_queue_of_a_carrier_without_binds(tmp_path: Path) -> None:
+    """Messages queued on a carrier that has no bind move to the route's other carrier, rebuilt
+    with its profile, recorded as rerouted, and are delivered there."""
+    from dataclasses import replace
+
+    from gateway.routing.routes import load_routes
+    from gateway.smsc_sim import SimConfig, SmscSimulator
+    from tests.test_carrier_link import all_in_state, eventually
+
+    async def test() -> None:
+        async with SmscSimulator(SimConfig(port=0, receipt_delay=0.01)) as sim:
+            (tmp_path / "a").mkdir()
+            (tmp_path / "b").mkdir()
+            down = replace(make_profile(tmp_path / "a", closed_port()), name="down")
+            up = replace(make_profile(tmp_path / "b", sim.port), name="up")
+            store = SqliteStore(str(tmp_path / "gw.db"))
+            links = {"down": CarrierLink(down, store), "up": CarrierLink(up, store)}
+            for link in links.values():
+                await link.start()
+            await links["up"].wait_bound()
+            routes = [
+                {"prefix": "+", "carriers": [{"carrier": "down"}, {"carrier": "up", "weight": 0}]}
+            ]
+            table = load_routes("gw.toml", routes, carriers=list(links))
+            core = GatewayCore(store, links, Limits(), routes=table)
+            ids = [
+                (await core.send_sms(send(sender_pool="down", text=f"queued {n}"), "uid:1"))[
+                    "message_id"
+                ]
+                for n in range(5)
+            ]
+            assert len(links["down"].dispatcher) == 5 and links["down"].health.share == 0
+            assert await core.reroute() == 5
+            assert len(links["down"].dispatcher) == 0
+            await eventually(lambda: all_in_state(store, ids, "delivered"))
+            for message_id in ids:
+                record = await store.get_message(message_id)
+                assert record is not None and record.carrier == "up"
+                assert [p.carrier for p in record.parts] == ["up"]
+                (moved,) = [h for h in record.history if h.event == "rerouted"]
+                assert moved.detail == {"from": "down", "to": "up", "reason": "no bind up"}
+            assert (await core.status())["queue"]["rerouted"] == 5
+            assert await core.reroute() == 0  # nothing left to move
+            for link in links.values():
+                await link.stop(1.0)
+            await store.aclose()
+
+    run(test)

@@ -141,6 +141,20 @@ class Dispatcher:
         self._queued -= len(dropped)
         return dropped
 
+    def take_untouched(self) -> list[list[OutboundPart]]:
+        """Remove and return, in queue order, each queued message none of whose parts has gone
+        out: its first part at the head, never attempted, the message not pinned to a bind. A
+        failover may send those elsewhere without any risk of a duplicate."""
+        untouched = []
+        for message_id in list(self._ready):
+            queue = self._parts.get(message_id)
+            if not queue or queue[0].part_no != 1 or message_id in self._pinned:
+                continue
+            if any(part.attempts for part in queue):
+                continue
+            untouched.append(self.drop_message(message_id))
+        return untouched
+
     def forget_bind(self, bind: Hashable) -> None:
         """The bind is gone: its pinned messages may move to another bind."""
         self._bind_buckets.pop(bind, None)

@@ -226,6 +226,11 @@ class CarrierLink:
                 self._ready.append(parts[0])
         self._kick()
 
+    def take_untouched(self) -> list[list[OutboundPart]]:
+        """The queued messages none of whose parts went out (`Dispatcher.take_untouched`),
+        removed from this link: to be sent through another carrier."""
+        return self.dispatcher.take_untouched()
+
     @property
     def binds_up(self) -> int:
         return sum(b.up for b in self._binds)

@@ -1326,6 +1326,24 @@ class SqliteStore:
 
         return self._submit(job)
 
+    def record_rerouted(
+        self, message_id: str, carrier: str, detail: dict[str, Any], now: float | None = None
+    ) -> asyncio.Future[bool]:
+        """The message now goes through `carrier` (a failover moved it before any part went
+        out): the message's carrier changes, with a "rerouted" history entry. False for an
+        unknown message."""
+
+        def job(conn: _WriterConnection) -> bool:
+            ts = time.time() if now is None else now
+            changed = conn.execute(
+                "UPDATE messages SET carrier = ? WHERE id = ?", (carrier, message_id)
+            ).rowcount
+            if changed:
+                _history(conn, message_id, conn.tick(ts), iso_utc(ts), "rerouted", detail)
+            return changed == 1
+
+        return self._submit(job)
+
     def record_opt_out(
         self, number: str, source: str, detail: dict[str, Any], now: float | None = None
     ) -> asyncio.Future[bool]:
