@@ -205,6 +205,9 @@ def test_the_links_health_measures_response_latency_and_binds(tmp_path: Path) ->
             view = link.health.view(time.monotonic())
             assert view.submits == 10 and view.submit_error_rate == 0.0
             assert view.p95_resp_s is not None and 0.14 <= view.p95_resp_s < 1.0
+            # every receipt counted, with the time since its part went out
+            assert view.receipts == 10 and view.receipt_failure_rate == 0.0
+            assert view.p95_receipt_s is not None and view.p95_receipt_s >= view.p95_resp_s
             await asyncio.sleep(1.1)  # a dispatch tick judges the window
             assert link.health.last_bad is False and link.health.share == 1.0
             await link.stop(1.0)
@@ -621,6 +624,28 @@ def test_the_rate_holds_on_the_wire_with_parts_recorded_ahead(tmp_path: Path) ->
             await eventually(lambda: _true(sim.counters.submit_sm == 30))
             assert loop.time() - start >= 0.45  # 10 PDUs past the burst take 0.5 s at 20/s
             assert await link.stop(1.0) == []
+            await store.aclose()
+
+    run(test)
+
+
+def test_failed_receipts_count_against_the_carriers_health(tmp_path: Path) -> None:
+    async def test() -> None:
+        config = SimConfig(port=0, receipt_delay=0.01, fail_ratio=1.0, seed=3)
+        async with SmscSimulator(config) as sim:
+            profile = make_profile(tmp_path, sim.port)
+            store = SqliteStore(str(tmp_path / "db.sqlite"))
+            link = CarrierLink(profile, store)
+            await link.start()
+            await link.wait_bound()
+            ids = [await send(link, store, f"m{n}", ref=n) for n in range(25)]
+            await eventually(lambda: all_in_state(store, ids, "failed"))
+            now = time.monotonic()
+            view = link.health.view(now)
+            assert view.errors["receipt_failed"] == 25 and view.receipt_failure_rate == 1.0
+            assert view.p95_receipt_s is not None
+            assert link.health.evaluate(now) is True  # a bad verdict: over 3% failed
+            await link.stop(1.0)
             await store.aclose()
 
     run(test)

@@ -120,3 +120,12 @@ def test_old_slots_leave_the_window() -> None:
 def test_policies_that_cannot_work_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         HealthPolicy(**bad)  # type: ignore[arg-type]
+
+
+def test_a_delivered_receipt_without_a_known_latency_is_counted_without_a_sample() -> None:
+    health = CarrierHealth(now=0.0)
+    health.delivered(None, 1.0)
+    health.delivered(2.5, 1.0)
+    view = health.view(1.5)
+    assert view.receipts == 2 and view.p95_receipt_s is not None
+    assert abs(view.p95_receipt_s - 2.5) <= 0.03

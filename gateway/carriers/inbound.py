@@ -96,8 +96,11 @@ class InboundHandler:
         max_pending: int = 1000,
         unmatched_ttl_s: float | None = None,
         queue_answer: Callable[[tuple[Any, ...], Any], None],
+        on_receipt: Callable[[str, str], None] | None = None,
     ) -> None:
         self.carrier = carrier
+        # told each readable receipt's (normalised id, state) as it arrives: the link's health
+        self._on_receipt = on_receipt
         # The link's queue for its answers (CarrierLink.queue_answer): a receipt is recorded in
         # the same write as the responses before it, in their order.
         self._queue_answer = queue_answer
@@ -153,6 +156,8 @@ class InboundHandler:
                 conn.ack(pdu)
             self._in_progress.finished()
 
+        if self._on_receipt is not None:
+            self._on_receipt(norm, state)
         detail = {"stat": stat_text, "carrier_message_id_raw": raw_id}
         answer = ("receipt", norm, state, error_code, detail, self._unmatched_ttl_s)
         self._queue_answer(answer, stored_then_ack)

@@ -55,10 +55,11 @@ from gateway.smpp.session import (
     Unbound,
 )
 from gateway.store.iteration_batch import IterationBatch
-from gateway.store.sqlite_store import SqliteStore, StoreError, Then
+from gateway.store.sqlite_store import FINAL_FAILED_RECEIPTS, SqliteStore, StoreError, Then
 
 log = logging.getLogger(__name__)
 PIPELINE_WINDOWS = 4  # parts recorded ahead, in windows per bind (see _send_and_record)
+SENT_KEPT = 20_000  # accepted parts whose send time the link keeps for receipt latency
 
 BAD_CREDENTIALS = frozenset({S.ESME_RINVPASWD, S.ESME_RINVSYSID, S.ESME_RBINDFAIL})
 TIMEOUT_STATUS = S.ESME_RUNKNOWNERR
@@ -156,7 +157,12 @@ class CarrierLink:
             reassembly_timeout_s=reassembly_timeout_s,
             unmatched_ttl_s=profile.receipts.unmatched_ttl_s,
             queue_answer=self.queue_answer,
+            on_receipt=self._receipt_seen,
         )
+        # when each part the carrier accepted went on the wire, by its normalised id, until its
+        # final receipt (for the health's submit -> receipt latency); the oldest dropped past
+        # SENT_KEPT, whose receipts then count without a latency
+        self._sent_at: collections.OrderedDict[str, float] = collections.OrderedDict()
         roles: tuple[Role, ...] = (
             ("transceiver",) if profile.binds.mode == "transceiver" else ("transmitter", "receiver")
         )
@@ -529,6 +535,28 @@ class CarrierLink:
     ) -> None:
         answer = ("resp", part.message_id, part.part_no, status, raw, norm)
         self._answers.add(answer, self._resp_recorded)
+        if norm is not None:
+            sent = self._sent_at
+            sent[norm] = part.sent_at
+            if len(sent) > SENT_KEPT:
+                sent.popitem(last=False)
+
+    def _receipt_seen(self, norm: str, state: str) -> None:
+        """A receipt's verdict for the health: delivered or failed (final ones only), with the
+        time since its part went out when the link still knows it."""
+        if state == "delivered":
+            final_failure = False
+        elif state in FINAL_FAILED_RECEIPTS:
+            final_failure = True
+        else:
+            return  # enroute, accepted, unknown: not a verdict yet
+        now = self._clock()
+        sent = self._sent_at.pop(norm, None)
+        latency = None if sent is None else now - sent
+        if final_failure:
+            self.health.failed(Outcome.RECEIPT_FAILED, now, latency)
+        else:
+            self.health.delivered(latency, now)
 
     def queue_answer(self, answer: tuple[Any, ...], then: Then[Any]) -> None:
         """A response or a receipt to record (as `SqliteStore.record_answers` takes them), with

@@ -119,11 +119,12 @@ class CarrierHealth:
         if latency_s is not None:
             (slot.receipt if outcome is Outcome.RECEIPT_FAILED else slot.resp).add(latency_s)
 
-    def delivered(self, latency_s: float, now: float) -> None:
-        """A delivered receipt, `latency_s` after the submit."""
+    def delivered(self, latency_s: float | None, now: float) -> None:
+        """A delivered receipt, `latency_s` after the submit (None: not known, counted only)."""
         slot = self._slot(now)
         slot.delivered += 1
-        slot.receipt.add(latency_s)
+        if latency_s is not None:
+            slot.receipt.add(latency_s)
 
     def set_binds(self, up: int) -> None:
         """How many binds can send now; none: no traffic at once, whatever the window says."""
