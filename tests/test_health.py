@@ -129,3 +129,16 @@ def test_a_delivered_receipt_without_a_known_latency_is_counted_without_a_sample
     view = health.view(1.5)
     assert view.receipts == 2 and view.p95_receipt_s is not None
     assert abs(view.p95_receipt_s - 2.5) <= 0.03
+
+
+def test_a_slot_folds_its_latencies_before_holding_more_than_a_bound() -> None:
+    from gateway.routing.health import FOLD_AT
+
+    health = CarrierHealth(now=0.0)
+    for n in range(3 * FOLD_AT + 7):
+        health.answered(0.1 + n * 1e-6, 0.5)
+    slot = health._slot(0.5)
+    assert len(slot.resp_pending) < FOLD_AT  # bounded memory between reads
+    view = health.view(0.9)
+    assert view.submits == 3 * FOLD_AT + 7 and not slot.resp_pending
+    assert view.p95_resp_s is not None and abs(view.p95_resp_s - 0.1) < 0.01

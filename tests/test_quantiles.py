@@ -67,3 +67,15 @@ def test_empty_zero_and_refused_values() -> None:
         QuantileSketch(alpha=1.0)
     with pytest.raises(ValueError):
         sketch.merge(QuantileSketch(alpha=0.05))
+
+
+@given(values=st.lists(st.floats(min_value=0, max_value=1e6), max_size=200))
+def test_add_many_is_add_for_each(values: list[float]) -> None:
+    one, many = QuantileSketch(), QuantileSketch()
+    for value in values:
+        one.add(value)
+    many.add_many(values)
+    assert many.count == one.count
+    assert [many.quantile(q) for q in (0, 0.5, 0.95, 1)] == [
+        one.quantile(q) for q in (0, 0.5, 0.95, 1)
+    ]

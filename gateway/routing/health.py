@@ -67,16 +67,40 @@ class HealthPolicy:
             raise ValueError("min_samples and the step counts must be at least 1")
 
 
+FOLD_AT = 512  # latencies a slot holds as a list before it folds them into its sketches
+
+
 class _Slot:
-    __slots__ = ("answered", "delivered", "number", "outcomes", "receipt", "resp")
+    __slots__ = (
+        "answered",
+        "delivered",
+        "number",
+        "outcomes",
+        "receipt",
+        "receipt_pending",
+        "resp",
+        "resp_pending",
+    )
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.resp = QuantileSketch()
         self.receipt = QuantileSketch()
+        # Latencies are appended here (once per response and receipt: a list append, not a
+        # sketch update) and folded into the sketches when the slot is read, or at FOLD_AT.
+        self.resp_pending: list[float] = []
+        self.receipt_pending: list[float] = []
         self.answered = 0  # submits answered without error
         self.delivered = 0
         self.outcomes = dict.fromkeys(Outcome, 0)
+
+    def fold(self) -> None:
+        if self.resp_pending:
+            self.resp.add_many(self.resp_pending)
+            self.resp_pending = []
+        if self.receipt_pending:
+            self.receipt.add_many(self.receipt_pending)
+            self.receipt_pending = []
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,8 @@ class CarrierHealth:
         self._bad_run = 0
         self._good_run = 0
         self.last_bad: bool | None = None  # the last evaluation's verdict (None: none yet)
+        self._current: _Slot | None = None
+        self._current_start = self._current_end = 0.0
 
     # -- observations ----------------------------------------------------------------------
 
@@ -109,7 +135,10 @@ class CarrierHealth:
         """A submit_sm_resp without error, `latency_s` after the submit."""
         slot = self._slot(now)
         slot.answered += 1
-        slot.resp.add(latency_s)
+        pending = slot.resp_pending
+        pending.append(latency_s)
+        if len(pending) >= FOLD_AT:
+            slot.fold()
 
     def failed(self, outcome: Outcome, now: float, latency_s: float | None = None) -> None:
         """A timeout, a throttling answer, a rejection or a failed receipt (with the time it
@@ -117,14 +146,19 @@ class CarrierHealth:
         slot = self._slot(now)
         slot.outcomes[outcome] += 1
         if latency_s is not None:
-            (slot.receipt if outcome is Outcome.RECEIPT_FAILED else slot.resp).add(latency_s)
+            failed_receipt = outcome is Outcome.RECEIPT_FAILED
+            (slot.receipt_pending if failed_receipt else slot.resp_pending).append(latency_s)
+            slot.fold()  # failures are rare: no list to keep
 
     def delivered(self, latency_s: float | None, now: float) -> None:
         """A delivered receipt, `latency_s` after the submit (None: not known, counted only)."""
         slot = self._slot(now)
         slot.delivered += 1
         if latency_s is not None:
-            slot.receipt.add(latency_s)
+            pending = slot.receipt_pending
+            pending.append(latency_s)
+            if len(pending) >= FOLD_AT:
+                slot.fold()
 
     def set_binds(self, up: int) -> None:
         """How many binds can send now; none: no traffic at once, whatever the window says."""
@@ -216,18 +250,30 @@ class CarrierHealth:
     # -- the window --------------------------------------------------------------------------
 
     def _slot(self, now: float) -> _Slot:
-        number = math.floor(now / self.policy.slot_s)
+        current = self._current  # the slot of the last observation, while `now` is in it
+        if current is not None and self._current_start <= now < self._current_end:
+            return current
+        slot_s = self.policy.slot_s
+        number = math.floor(now / slot_s)
         index = number % self._count
         slot = self._slots[index]
         if slot is None or slot.number != number:
             slot = self._slots[index] = _Slot(number)
+        self._current, self._current_start, self._current_end = (
+            slot,
+            number * slot_s,
+            (number + 1) * slot_s,
+        )
         return slot
 
     def _live(self, now: float, span_s: float | None = None) -> list[_Slot]:
         newest = math.floor(now / self.policy.slot_s)
         count = self._count if span_s is None else max(1, math.ceil(span_s / self.policy.slot_s))
-        return [
+        live = [
             slot
             for slot in self._slots
             if slot is not None and newest - count < slot.number <= newest
         ]
+        for slot in live:
+            slot.fold()
+        return live

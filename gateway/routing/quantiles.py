@@ -45,6 +45,25 @@ class QuantileSketch:
         index = math.ceil(math.log(value) / self._log_gamma)
         self._counts[index] = self._counts.get(index, 0) + times
 
+    def add_many(self, values: list[float]) -> None:
+        """`add` for each value (positive numbers; the fold of a window slot's latencies)."""
+        counts, log, ceil, log_gamma, floor = (
+            self._counts,
+            math.log,
+            math.ceil,
+            self._log_gamma,
+            self._min_value,
+        )
+        for value in values:
+            if value != value:
+                raise ValueError("a quantile sketch takes numbers, not NaN")
+            self.count += 1
+            if value <= floor:
+                self._zeros += 1
+                continue
+            index = ceil(log(value) / log_gamma)
+            counts[index] = counts.get(index, 0) + 1
+
     def merge(self, other: QuantileSketch) -> None:
         if other._alpha != self._alpha or other._min_value != self._min_value:
             raise ValueError("only sketches with the same alpha and min_value merge")
