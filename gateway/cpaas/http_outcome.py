@@ -6,7 +6,10 @@ own backoff), or refused for good (with the provider's code and words, verbatim)
 from __future__ import annotations
 
 import email.utils
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,21 @@ def retry_after(value: str | None, now: float) -> float | None:
 def is_retriable(http_status: int) -> bool:
     """429 and the 5xx family: the provider may take the same request later."""
     return http_status == 429 or 500 <= http_status <= 599
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A provider's JSON answer as a dict; {} for an empty, malformed or non-object body."""
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, whatever the case of its name."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None

@@ -14,7 +14,6 @@ request went out) may be a duplicate if repeated: the caller counts it.
 from __future__ import annotations
 
 import base64
-import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from gateway.cpaas.http_outcome import (
     Outcome,
     Refused,
     RetryLater,
+    header,
     is_retriable,
+    json_object,
     retry_after,
 )
 from gateway.cpaas.twilio_webhook import OPT_OUT_ERRORS
@@ -68,7 +69,7 @@ def send_request(
 
 def send_outcome(http_status: int, headers: Mapping[str, str], body: bytes, now: float) -> Outcome:
     """What Twilio's answer to `send_request` means."""
-    data = _json(body)
+    data = json_object(body)
     if 200 <= http_status < 300:
         sid = data.get("sid")
         if not isinstance(sid, str) or not sid:
@@ -78,22 +79,6 @@ def send_outcome(http_status: int, headers: Mapping[str, str], body: bytes, now:
     code_text = None if code is None else str(code)
     message = str(data.get("message") or f"HTTP {http_status}")
     if is_retriable(http_status):
-        wait = retry_after(_header(headers, "Retry-After"), now)
+        wait = retry_after(header(headers, "Retry-After"), now)
         return RetryLater(wait, http_status, code_text, message)
     return Refused(http_status, code_text, message, opt_out=code_text in OPT_OUT_ERRORS)
-
-
-def _json(body: bytes) -> dict[str, object]:
-    try:
-        value = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
