@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from gateway.cpaas.delivery import RetryPolicy, deliver
 from gateway.cpaas.http_outcome import Accepted, Refused
 from gateway.cpaas.http_transport import HttpTransport
 from gateway.cpaas.telnyx_api import TelnyxAccount, send_outcome, send_request
+from tests.provider_server import serve
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -63,18 +63,6 @@ def errors(
     )
 
 
-async def serve(fake: FakeTelnyx) -> AsyncIterator[str]:
-    runner = web.AppRunner(fake.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 def run(script: list[tuple[Any, ...]], key: str = KEY) -> tuple[Any, list[float], FakeTelnyx]:
     fake = FakeTelnyx(script)
     waits: list[float] = []
@@ -83,7 +71,7 @@ def run(script: list[tuple[Any, ...]], key: str = KEY) -> tuple[Any, list[float]
         waits.append(delay)
 
     async def main() -> Any:
-        async for base in serve(fake):
+        async for base in serve(fake.app):
             account = TelnyxAccount(key, base_url=base, messaging_profile_id="profile-1")
             request = send_request(account, "+447700900123", "ACME", "hello", "https://gw/cb")
             async with HttpTransport() as transport:

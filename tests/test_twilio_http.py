@@ -9,7 +9,6 @@ import base64
 import json
 import random
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from gateway.cpaas.delivery import RetryPolicy, deliver
 from gateway.cpaas.http_outcome import Accepted, Refused, RetryLater
 from gateway.cpaas.http_transport import HttpTransport
 from gateway.cpaas.twilio_api import TwilioAccount, send_outcome, send_request
+from tests.provider_server import serve
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -73,18 +73,6 @@ def error(
     )
 
 
-async def serve(fake: FakeTwilio) -> AsyncIterator[str]:
-    runner = web.AppRunner(fake.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 async def send(
     base: str, *, token: str = TOKEN, timeout_s: float = 5.0, max_body: int = 256 * 1024,
     idempotent: bool = False, attempts: int = 5,
@@ -111,7 +99,7 @@ def run(script: list[tuple[Any, ...]], **options: Any) -> tuple[Any, list[float]
     fake = FakeTwilio(script)
 
     async def main() -> tuple[Any, list[float]]:
-        async for base in serve(fake):
+        async for base in serve(fake.app):
             return await send(base, **options)
         raise AssertionError
 
