@@ -32,7 +32,7 @@ from gateway.carriers.link import CarrierLink
 from gateway.carriers.outbound import OutboundPart, build_submits, outbound_parts
 from gateway.ops.carrier_profile import CarrierProfile
 from gateway.ops.config import Limits
-from gateway.routing.routes import RouteTable, default_table
+from gateway.routing.routes import Route, RouteTable, default_table
 from gateway.running_loop import running_loop
 from gateway.smpp.constants import DataCoding
 from gateway.smpp.pdu import SubmitSm
@@ -246,12 +246,7 @@ class GatewayCore:
                 if link is not None:
                     return link
             else:
-                # each carrier's share of its weight, as its measured health gives it (0 with
-                # no sending bind; gateway.routing.health)
-                shares = {
-                    c.carrier: lk.health.share for c in carriers if (lk := links.get(c.carrier))
-                }
-                first = table.first(route, traffic_class, shares, self._rng)
+                first = table.first(route, traffic_class, self._shares(route), self._rng)
                 if first is None:
                     present = {c.carrier: 1.0 for c in carriers if c.carrier in links}
                     first = table.first(route, traffic_class, present, self._rng)
@@ -432,16 +427,22 @@ class GatewayCore:
         _hand_over(target, fresh)
         return True
 
+    def _shares(self, route: Route, leaving: str | None = None) -> dict[str, float]:
+        """Each configured carrier of the route (but `leaving`) and the share of its weight its
+        measured health gives it (0 with no sending bind; gateway.routing.health)."""
+        links = self.links
+        return {
+            c.carrier: lk.health.share
+            for c in route.carriers
+            if c.carrier != leaving and (lk := links.get(c.carrier))
+        }
+
     def _alternative(self, destination: str, leaving: str) -> CarrierLink | None:
         """Another carrier of the destination's route that can take traffic now."""
         route = self.routes.route_for(destination)
         if route is None:
             return None
-        shares = {
-            c.carrier: lk.health.share
-            for c in route.carriers
-            if c.carrier != leaving and (lk := self.links.get(c.carrier))
-        }
+        shares = self._shares(route, leaving)
         first = self.routes.first(route, self.routes.traffic_class(None), shares, self._rng)
         return None if first is None else self.links[first]
 

@@ -55,7 +55,7 @@ from gateway.smpp.session import (
     Unbound,
 )
 from gateway.store.iteration_batch import IterationBatch
-from gateway.store.sqlite_store import FINAL_FAILED_RECEIPTS, SqliteStore, StoreError, Then
+from gateway.store.sqlite_store import SqliteStore, StoreError, Then, part_state_after
 
 log = logging.getLogger(__name__)
 PIPELINE_WINDOWS = 4  # parts recorded ahead, in windows per bind (see _send_and_record)
@@ -544,16 +544,13 @@ class CarrierLink:
     def _receipt_seen(self, norm: str, state: str) -> None:
         """A receipt's verdict for the health: delivered or failed (final ones only), with the
         time since its part went out when the link still knows it."""
-        if state == "delivered":
-            final_failure = False
-        elif state in FINAL_FAILED_RECEIPTS:
-            final_failure = True
-        else:
+        verdict = part_state_after(state)  # as the store reads it
+        if verdict is None:
             return  # enroute, accepted, unknown: not a verdict yet
         now = self._clock()
         sent = self._sent_at.pop(norm, None)
         latency = None if sent is None else now - sent
-        if final_failure:
+        if verdict == "failed":
             self.health.failed(Outcome.RECEIPT_FAILED, now, latency)
         else:
             self.health.delivered(latency, now)

@@ -1550,7 +1550,7 @@ def message_state(part_states: Iterable[str]) -> str:
     return "in_flight"
 
 
-def _part_state_after(receipt_state: str | None) -> str | None:
+def part_state_after(receipt_state: str | None) -> str | None:
     """The part's state once this receipt is in; None for an intermediate one (enroute,
     accepted, unknown), which leaves the lifecycle state as it is."""
     if receipt_state == "delivered":
@@ -1561,7 +1561,7 @@ def _part_state_after(receipt_state: str | None) -> str | None:
 
 
 def _is_final(receipt_state: str) -> bool:
-    return _part_state_after(receipt_state) is not None
+    return part_state_after(receipt_state) is not None
 
 
 def _event_head(conn: sqlite3.Connection) -> int:
@@ -1595,7 +1595,7 @@ def _apply_receipt(
 ) -> None:
     at = iso_utc(ts)
     state, err = payload.get("state"), payload.get("err")
-    part_state = _part_state_after(state)
+    part_state = part_state_after(state)
     detail = {
         "part": part,
         "carrier": carrier,
